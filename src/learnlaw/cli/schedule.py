@@ -1,0 +1,181 @@
+"""``learnlaw schedule compare | sweep``: choose a schedule through a fitted law."""
+
+from __future__ import annotations
+
+import json
+
+import click
+import numpy as np
+
+from learnlaw.cli.common import table, warn
+from learnlaw.cli.law import _size_option, fit_warmup
+from learnlaw.errors import UserError
+from learnlaw.laws import load_fit
+from learnlaw.laws.base import as_run
+from learnlaw.planning import compare_schedules, sweep_wsd_fraction, wsd_spec
+from learnlaw.plots import CurvePanel, plot_predictions, plot_sweep
+from learnlaw.schedules import DECAY_SHAPES, parse_schedule
+
+
+@click.group()
+def schedule() -> None:
+    """Compare learning-rate schedules by the loss a fitted law predicts for them."""
+
+
+@schedule.command("compare")
+@click.argument("fit_file", metavar="FIT.json", type=click.Path(dir_okay=False))
+@click.argument("specs", nargs=-1, required=True)
+@click.option("--steps", type=int, default=None, help="Predict every schedule to this step.")
+@click.option("--model-size", default=None, help="Model size for fits with size scaling.")
+@click.option(
+    "--plot",
+    type=click.Path(dir_okay=False),
+    default="schedule-compare.png",
+    show_default=True,
+    help="Where to write the plot.",
+)
+@click.option("--no-plot", is_flag=True, help="Do not write a plot.")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object instead of a table.")
+def compare_command(fit_file, specs, steps, model_size, plot, no_plot, as_json):
+    """Predicted final loss of every schedule SPEC (best first), as a table and a plot."""
+    model = load_fit(fit_file)
+    preds = compare_schedules(model, list(specs), steps, model_size=_size_option(model_size))
+    for p in preds:
+        run, s = as_run(p.schedule, p.steps[-1:])
+        message = model.fitted_range_note(run, int(s[-1]))
+        if message:
+            warn(f"{p.label}: {message}")
+    best = min(p.final_loss for p in preds)
+    ranked = sorted(preds, key=lambda p: p.final_loss)
+    if not no_plot:
+        panels = [CurvePanel(p.label, p.steps, p.losses, p.lrs) for p in preds]
+        plot_predictions(
+            panels, plot, title=f"{model.name} law: predicted curves of {len(preds)} schedules"
+        )
+    if as_json:
+        click.echo(
+            json.dumps(
+                {
+                    "schedules": [
+                        {
+                            "schedule": p.label,
+                            "steps": int(p.steps[-1]),
+                            "final_lr": float(p.lrs[-1]),
+                            "final_loss": p.final_loss,
+                        }
+                        for p in ranked
+                    ]
+                }
+            )
+        )
+        return
+    rows = [
+        (
+            p.label,
+            int(p.steps[-1]),
+            f"{p.lrs[-1]:.3g}",
+            f"{p.final_loss:.4f}",
+            f"+{p.final_loss - best:.4f}",
+        )
+        for p in ranked
+    ]
+    click.echo(table(rows, ("schedule", "steps", "final lr", "final loss", "vs best")))
+    if not no_plot:
+        click.echo(f"wrote {plot}")
+
+
+def _fractions(text: str | None) -> np.ndarray | None:
+    if text is None:
+        return None
+    try:
+        values = np.array([float(x) for x in text.split("/") if x.strip()])
+    except ValueError:
+        raise UserError(
+            f"--fractions {text!r}: expected numbers separated by /, e.g. 0.1/0.2/0.3"
+        ) from None
+    if len(values) == 0 or np.any((values <= 0) | (values > 1)):
+        raise UserError(f"--fractions {text!r}: every fraction must be in (0, 1]")
+    return values
+
+
+@schedule.command("sweep")
+@click.argument("fit_file", metavar="FIT.json", type=click.Path(dir_okay=False))
+@click.option("--total", type=int, required=True, help="Total training steps.")
+@click.option("--peak", type=float, required=True, help="Peak learning rate.")
+@click.option(
+    "--final", type=float, default=0.0, show_default=True, help="LR at the end of the decay."
+)
+@click.option("--shape", type=click.Choice(DECAY_SHAPES), default="linear", show_default=True)
+@click.option("--warmup", type=int, default=None, help="Warmup steps (default: the fit's).")
+@click.option(
+    "--fractions", default=None, help="Decay fractions to try, e.g. 0.1/0.2/0.3 (default 0.05..1)."
+)
+@click.option("--model-size", default=None, help="Model size for fits with size scaling.")
+@click.option(
+    "--plot", type=click.Path(dir_okay=False), default="schedule-sweep.png", show_default=True
+)
+@click.option("--no-plot", is_flag=True, help="Do not write a plot.")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object instead of a table.")
+def sweep_command(
+    fit_file, total, peak, final, shape, warmup, fractions, model_size, plot, no_plot, as_json
+):
+    """Predicted final loss of WSD schedules against the fraction of steps spent decaying."""
+    model = load_fit(fit_file)
+    if warmup is None:
+        warmup = fit_warmup(model) or 0
+    if total <= warmup:
+        raise UserError(f"--total {total} must exceed the warmup ({warmup} steps)")
+    rows = sweep_wsd_fraction(
+        model,
+        total,
+        peak,
+        final=final,
+        shape=shape,
+        warmup=warmup,
+        fractions=_fractions(fractions),
+        model_size=_size_option(model_size),
+    )
+    best_spec = wsd_spec(
+        total, peak, final, warmup, rows[int(np.argmin([r[1] for r in rows]))][0], shape
+    )
+    run, _ = as_run(parse_schedule(best_spec), np.array([total]))
+    message = model.fitted_range_note(run, total)
+    if message:
+        warn(message)
+    fr = np.array([r[0] for r in rows])
+    losses = np.array([r[1] for r in rows])
+    best = int(np.argmin(losses))
+    if not no_plot:
+        plot_sweep(
+            fr,
+            losses,
+            plot,
+            f"{model.name} law: WSD ({shape} decay to {final:g}), "
+            f"{total} steps, peak {peak:g}, warmup {warmup}",
+        )
+    if as_json:
+        click.echo(
+            json.dumps(
+                {
+                    "warmup": warmup,
+                    "sweep": [{"decay_frac": f, "final_loss": v} for f, v in rows],
+                    "best": {
+                        "decay_frac": float(fr[best]),
+                        "final_loss": float(losses[best]),
+                        "schedule": wsd_spec(total, peak, final, warmup, float(fr[best]), shape),
+                    },
+                }
+            )
+        )
+        return
+    table_rows = [
+        (f"{100 * f:.0f}%", round(total * (1 - f)), f"{v:.4f}", "  <- best" if i == best else "")
+        for i, (f, v) in enumerate(rows)
+    ]
+    click.echo(table(table_rows, ("decay", "decay starts", "final loss", "")))
+    click.echo(
+        f"predicted best decay fraction: {100 * fr[best]:.0f}% (final loss {losses[best]:.4f}); "
+        f"schedule: {wsd_spec(total, peak, final, warmup, float(fr[best]), shape)}"
+    )
+    if not no_plot:
+        click.echo(f"wrote {plot}")

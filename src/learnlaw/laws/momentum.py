@@ -1,0 +1,155 @@
+"""The momentum (annealing) law of Tissue et al., arXiv 2408.11029.
+
+    L(s) = L0 + A * S1(s)^(-alpha) - C * S2(s)
+
+S1 is the area under the LR curve; S2 the annealing area, the sum of a momentum of LR drops
+    m_i = lambda * m_{i-1} + (eta_{i-1} - eta_i),   S2(s) = sum_{i=1..s} m_i.
+Warmup steps count at the peak LR. With model sizes N (``size_scaling=True``):
+    L(s, N) = L0 + A * S1^(-alpha) + B * N^(-beta) - C * S2 * N^gamma.
+"""
+
+from __future__ import annotations
+
+import itertools
+from typing import Any
+
+import numpy as np
+from scipy.signal import lfilter
+
+from learnlaw.errors import UserError
+from learnlaw.laws.base import Law, Run, forward_area
+from learnlaw.laws.fitting import DEFAULT_DELTA, FitResult, minimize_multistart
+
+DEFAULT_LAMBDA = 0.999
+LAMBDA_GRID = (0.99, 0.995, 0.998, 0.999, 0.9995)
+SIZE_UNIT = 1e8  # sizes enter the fit as N / 1e8 so B, beta, gamma start on a sane scale
+
+
+def annealing_area(eta: np.ndarray, lam: float) -> np.ndarray:
+    """S2(s) for every s = 0..len-1, the momentum form of SPEC B1 (S2(0) = 0)."""
+    drops = eta[:-1] - eta[1:]  # eta_{i-1} - eta_i for i = 1..len-1
+    momentum = lfilter([1.0], [1.0, -lam], drops)
+    return np.concatenate([[0.0], np.cumsum(momentum)])
+
+
+class MomentumLaw(Law):
+    """``MomentumLaw(lam=0.999).fit(curves).predict(schedule, steps)``.
+
+    ``lam="auto"`` picks lambda from ``LAMBDA_GRID`` by the fit objective.
+    """
+
+    name = "momentum"
+    base_names = ("L0", "A", "alpha", "C")
+    size_names = ("L0", "A", "alpha", "B", "beta", "C", "gamma")
+    param_names = size_names
+
+    def __init__(
+        self,
+        lam: float | str = DEFAULT_LAMBDA,
+        size_scaling: bool = False,
+        delta: float = DEFAULT_DELTA,
+    ) -> None:
+        self.lam = lam
+        self.size_scaling = size_scaling
+        self.delta = delta
+
+    def hyperparameters(self) -> dict[str, Any]:
+        lam = getattr(self, "lam_", self.lam)
+        return {"lam": lam, "size_scaling": self.size_scaling, "delta": self.delta}
+
+    def active_param_names(self) -> tuple[str, ...]:
+        return self.size_names if self.size_scaling else self.base_names
+
+    def n_params(self) -> int:
+        return len(self.active_param_names())
+
+    # ---- the formula ------------------------------------------------------------------------
+    def features(self, run: Run, steps: np.ndarray, lam: float) -> np.ndarray:
+        """Columns S1, S2, N/1e8 at the given steps."""
+        eta = run.lrs_warmup_at_peak()[: int(steps.max()) + 1]
+        s1 = forward_area(eta)[steps]
+        s2 = annealing_area(eta, lam)[steps]
+        size = (run.model_size or np.nan) / SIZE_UNIT
+        return np.stack([s1, s2, np.full(len(steps), size)], axis=1)
+
+    @staticmethod
+    def formula(p: np.ndarray, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Predictions and their Jacobian for 4 parameters (one size) or 7 (with model size)."""
+        s1, s2, n = x[:, 0], x[:, 1], x[:, 2]
+        l0, a, alpha = p[0], p[1], p[2]
+        s1_term = s1 ** (-alpha)
+        cols = [np.ones_like(s1), s1_term, -a * s1_term * np.log(s1)]
+        if len(p) == 7:
+            b, beta, c, gamma = p[3:]
+            n_term, n_gamma = n ** (-beta), n**gamma
+            pred = l0 + a * s1_term + b * n_term - c * s2 * n_gamma
+            cols += [n_term, -b * n_term * np.log(n), -s2 * n_gamma, -c * s2 * n_gamma * np.log(n)]
+        else:
+            c = p[3]
+            pred = l0 + a * s1_term - c * s2
+            cols += [-s2]
+        return pred, np.stack(cols, axis=1)
+
+    # ---- fitting ----------------------------------------------------------------------------
+    def _fit(self, runs, steps, losses):
+        if self.size_scaling:
+            missing = [r.name for r in runs if not r.model_size]
+            if missing:
+                raise UserError(
+                    f"size scaling needs a model size for every curve; none for {', '.join(missing)} "
+                    "(write FILE@400M, or a model_size column)"
+                )
+            if len({r.model_size for r in runs}) < 2:
+                raise UserError("size scaling needs curves of at least two model sizes")
+        y = np.concatenate(losses)
+        lams = LAMBDA_GRID if self.lam == "auto" else (float(self.lam),)
+        if not all(0 <= lam < 1 for lam in lams):
+            raise UserError(f"--lambda {self.lam}: must be in [0, 1)")
+        best = None
+        for lam in lams:
+            x = np.concatenate([self.features(r, s, lam) for r, s in zip(runs, steps)])
+            result = self._fit_features(x, y)
+            if best is None or result.objective < best[1].objective:
+                best = (lam, result)
+        self.lam_ = best[0]
+        return dict(zip(self.active_param_names(), best[1].params.tolist())), best[1].objective
+
+    def _fit_features(self, x: np.ndarray, y: np.ndarray) -> FitResult:
+        # The published script's grid of starts, with L0 scaled to the data's loss level.
+        low = float(np.min(y))
+        l0s = (0.05 * low, 0.75 * low)
+        base_starts = list(
+            itertools.product(l0s, (1.0, 11.5, 22.0), (0.0, 0.4, 0.8), (1.0, 11.5, 22.0))
+        )
+        bounds_base = [(0, None), (0, None), (0, 10), (0, None)]
+
+        def predict_jac(p: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+            return self.formula(p, x)
+
+        base = minimize_multistart(predict_jac, y, base_starts, bounds_base, self.delta)
+        if not self.size_scaling:
+            return base
+        # Start the size law from the size-free optimum and a small grid for B, beta, gamma.
+        l0, a, alpha, c = base.params
+        starts = [
+            (l0 * f, a, alpha, b, beta, c, gamma)
+            for f, b, beta, gamma in itertools.product(
+                (0.9, 0.6), (0.1, 1.0), (0.2, 0.6), (0.0, 0.3)
+            )
+        ]
+        bounds = [(0, None), (0, None), (0, 10), (0, None), (0, 5), (0, None), (-2, 2)]
+        return minimize_multistart(predict_jac, y, starts, bounds, self.delta)
+
+    def _predict(self, run: Run, steps: np.ndarray) -> np.ndarray:
+        if self.size_scaling and not run.model_size:
+            raise UserError(
+                f"{run.name or 'schedule'}: this fit uses model size; give one (--model-size)"
+            )
+        p = np.array([self.params_[k] for k in self.active_param_names()])
+        return self.formula(p, self.features(run, steps, self.lam_))[0]
+
+    @classmethod
+    def from_json(cls, obj: dict[str, Any]) -> MomentumLaw:
+        law = super().from_json(obj)
+        law.lam_ = float(obj["hyperparameters"]["lam"])
+        return law

@@ -1,0 +1,103 @@
+"""Plots of loss curves, law predictions and schedules (PNG, written atomically)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt
+import numpy as np
+
+from learnlaw.files import save_figure
+
+
+@dataclass
+class CurvePanel:
+    """One curve to draw: real losses (may be None), the law's prediction, per-step LR."""
+
+    name: str
+    steps: np.ndarray
+    predicted: np.ndarray
+    lrs: np.ndarray
+    real: np.ndarray | None = None
+    fitted: bool = False
+
+
+def _colors(n: int):
+    cmap = plt.get_cmap("tab10" if n <= 10 else "tab20")
+    return [cmap(i % cmap.N) for i in range(n)]
+
+
+def plot_predictions(
+    panels: list[CurvePanel],
+    out: str | Path,
+    title: str = "",
+    fitted_range: tuple[int, int] | None = None,
+) -> Path:
+    """Predicted against real curves, the fitted range shaded, residuals, and the LR beneath."""
+    has_real = any(p.real is not None for p in panels)
+    rows = 3 if has_real else 2
+    ratios = [3, 1.3, 1.2] if has_real else [3, 1.2]
+    fig, axes = plt.subplots(
+        rows,
+        1,
+        figsize=(9, 7.5 if has_real else 6),
+        sharex=True,
+        gridspec_kw={"height_ratios": ratios},
+    )
+    ax_loss, ax_lr = axes[0], axes[-1]
+    for panel, color in zip(panels, _colors(len(panels))):
+        tag = " (fitted)" if panel.fitted else ""
+        if panel.real is not None:
+            ax_loss.plot(panel.steps, panel.real, "o", ms=2.2, color=color, alpha=0.55)
+        ax_loss.plot(panel.steps, panel.predicted, "-", lw=1.4, color=color, label=panel.name + tag)
+        if panel.real is not None:
+            rel = 100 * (panel.predicted - panel.real) / panel.real
+            axes[1].plot(panel.steps, rel, "-", lw=1, color=color)
+        ax_lr.plot(np.arange(len(panel.lrs)), panel.lrs, "-", lw=1.1, color=color)
+    if fitted_range is not None:
+        for ax in axes:
+            ax.axvspan(
+                *fitted_range,
+                color="0.85",
+                alpha=0.35,
+                lw=0,
+                label="fitted steps" if ax is ax_loss else None,
+            )
+    ax_loss.set_ylabel("loss")
+    ax_loss.legend(fontsize=8, ncol=2)
+    ax_loss.set_title(title or "loss curves: law (lines) against real runs (dots)")
+    if has_real:
+        axes[1].axhline(0, color="k", lw=0.6)
+        axes[1].set_ylabel("error (%)")
+    ax_lr.set_ylabel("learning rate")
+    ax_lr.set_xlabel("step")
+    for ax in axes:
+        ax.grid(alpha=0.3)
+    fig.tight_layout()
+    return save_figure(fig, out)
+
+
+def plot_sweep(fractions: np.ndarray, losses: np.ndarray, out: str | Path, title: str) -> Path:
+    """Predicted final loss against the WSD decay fraction, with the best one marked."""
+    fig, ax = plt.subplots(figsize=(7, 4.2))
+    ax.plot(100 * np.asarray(fractions), losses, "o-", ms=4)
+    best = int(np.argmin(losses))
+    ax.plot(
+        100 * fractions[best],
+        losses[best],
+        "*",
+        ms=14,
+        color="C3",
+        label=f"best: {100 * fractions[best]:.0f}% ({losses[best]:.4f})",
+    )
+    ax.set_xlabel("decay fraction of all steps (%)")
+    ax.set_ylabel("predicted final loss")
+    ax.set_title(title)
+    ax.grid(alpha=0.3)
+    ax.legend()
+    fig.tight_layout()
+    return save_figure(fig, out)

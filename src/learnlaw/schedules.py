@@ -1,0 +1,343 @@
+"""Learning-rate schedules: the per-step learning rate for steps 0..S-1.
+
+A schedule is built from a compact spec string, for example
+
+    wsd:peak=3e-4,final=3e-5,warmup=2160,total=24000,decay_start=20000,shape=geometric
+
+from a per-step array, or from sparse logged ``(step, lr)`` points. Every family can sit
+behind a linear warmup from 0 (``warmup=W``: lr(s) = peak * s / W for s < W). Decays reach
+``final`` exactly at step ``total``; steps at or past ``total`` hold ``final``.
+
+Families and their keys (lists are separated by ``/``):
+
+- ``constant``: peak [, warmup, total]
+- ``cosine``: peak, total [, final=0, warmup]
+- ``linear``: peak, total [, final=0, warmup]
+- ``wsd``: peak, total, decay_start or decay_frac (fraction of total) [, final=0, warmup,
+  shape=linear|cosine|geometric|1-sqrt]
+- ``multistep``: peak, milestones=s1/s2/.., values=lr1/lr2/.. or gamma=factor [, warmup, total]
+- ``cyclic``: peak, cycle, total [, final=0, warmup, rewarmup=0, shape=cosine|linear]:
+  cycles of ``cycle`` steps after the warmup; each later cycle re-warms from final to peak over
+  ``rewarmup`` steps, then decays to final by the cycle's end.
+- ``csv``: path=FILE with columns step,lr (sparse points, linearly interpolated)
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from learnlaw.errors import UserError
+
+DECAY_SHAPES = ("linear", "cosine", "geometric", "1-sqrt")
+
+# kind -> (required keys, optional keys with defaults)
+_KEYS: dict[str, tuple[tuple[str, ...], dict[str, Any]]] = {
+    "constant": (("peak",), {"warmup": 0, "total": None}),
+    "cosine": (("peak", "total"), {"final": 0.0, "warmup": 0}),
+    "linear": (("peak", "total"), {"final": 0.0, "warmup": 0}),
+    "wsd": (
+        ("peak", "total"),
+        {"final": 0.0, "warmup": 0, "decay_start": None, "decay_frac": None, "shape": "linear"},
+    ),
+    "multistep": (
+        ("peak", "milestones"),
+        {"values": None, "gamma": None, "warmup": 0, "total": None},
+    ),
+    "cyclic": (
+        ("peak", "cycle", "total"),
+        {"final": 0.0, "warmup": 0, "rewarmup": 0, "shape": "cosine"},
+    ),
+}
+_INT_KEYS = {"warmup", "total", "decay_start", "cycle", "rewarmup"}
+_LIST_KEYS = {"milestones", "values"}
+_STR_KEYS = {"shape"}
+
+
+def decay_curve(progress: np.ndarray, peak: float, final: float, shape: str) -> np.ndarray:
+    """LR at decay progress p in [0, 1]: ``peak`` at p=0, ``final`` at p=1."""
+    p = np.clip(progress, 0.0, 1.0)
+    if shape == "linear":
+        return peak + (final - peak) * p
+    if shape == "cosine":
+        return final + 0.5 * (peak - final) * (1.0 + np.cos(math.pi * p))
+    if shape == "geometric":
+        return peak * (final / peak) ** p
+    if shape == "1-sqrt":
+        return final + (peak - final) * (1.0 - np.sqrt(p))
+    raise UserError(f"unknown decay shape {shape!r}; expected one of {', '.join(DECAY_SHAPES)}")
+
+
+@dataclass(frozen=True)
+class Schedule:
+    """A learning-rate schedule. Call ``lr(steps)`` or ``values(n)`` for per-step rates.
+
+    ``kind`` is a family name (with ``params``) or ``"points"`` (sparse ``(step, lr)`` points,
+    linearly interpolated, holding the first value before the first point and the last after).
+    """
+
+    kind: str
+    params: dict[str, Any] = field(default_factory=dict)
+    point_steps: np.ndarray | None = None
+    point_lrs: np.ndarray | None = None
+
+    # ---- construction -------------------------------------------------------------------
+    @classmethod
+    def from_array(cls, lrs: np.ndarray) -> Schedule:
+        """A schedule whose step s has learning rate ``lrs[s]`` (the last value after the end)."""
+        lrs = np.asarray(lrs, dtype=float)
+        if lrs.ndim != 1 or len(lrs) == 0:
+            raise UserError("a per-step learning-rate array must be one-dimensional and non-empty")
+        return cls.from_points(np.arange(len(lrs)), lrs)
+
+    @classmethod
+    def from_points(cls, steps: np.ndarray, lrs: np.ndarray) -> Schedule:
+        """Linear interpolation between logged ``(step, lr)`` points."""
+        steps = np.asarray(steps, dtype=float)
+        lrs = np.asarray(lrs, dtype=float)
+        if len(steps) == 0 or steps.shape != lrs.shape:
+            raise UserError("learning-rate points need equally many steps and values, at least one")
+        if not np.all(np.isfinite(lrs)):
+            raise UserError("learning-rate points contain NaN or infinite values")
+        order = np.argsort(steps, kind="stable")
+        return cls("points", {}, steps[order], lrs[order])
+
+    # ---- evaluation ---------------------------------------------------------------------
+    def lr(self, steps: np.ndarray | int) -> np.ndarray:
+        """Learning rate at the given integer steps."""
+        s = np.asarray(steps, dtype=float)
+        if self.kind == "points":
+            return np.interp(s, self.point_steps, self.point_lrs)
+        p = self.params
+        out = _FAMILIES[self.kind](s, p)
+        warmup = p.get("warmup", 0) or 0
+        if warmup > 0:
+            out = np.where(s < warmup, p["peak"] * s / warmup, out)
+        return out
+
+    def values(self, n: int) -> np.ndarray:
+        """Learning rates for steps 0..n-1."""
+        return self.lr(np.arange(n))
+
+    @property
+    def warmup(self) -> int:
+        return int(self.params.get("warmup", 0) or 0)
+
+    @property
+    def total(self) -> int | None:
+        if self.kind == "points":
+            return int(self.point_steps[-1]) + 1
+        t = self.params.get("total")
+        return None if t is None else int(t)
+
+    @property
+    def peak(self) -> float:
+        if self.kind == "points":
+            return float(np.max(self.point_lrs))
+        return float(self.params["peak"])
+
+    # ---- text form ----------------------------------------------------------------------
+    def spec(self) -> str:
+        """The spec string this schedule parses from (not available for point schedules)."""
+        if self.kind == "points":
+            raise ValueError("a point schedule has no spec string")
+        parts = []
+        for key, value in self.params.items():
+            if value is None:
+                continue
+            if isinstance(value, (list, tuple)):
+                value = "/".join(_fmt(v) for v in value)
+            parts.append(f"{key}={_fmt(value)}")
+        return f"{self.kind}:" + ",".join(parts)
+
+    def to_json(self) -> dict[str, Any]:
+        if self.kind == "points":
+            return {"points": {"steps": self.point_steps.tolist(), "lrs": self.point_lrs.tolist()}}
+        return {"spec": self.spec()}
+
+    @classmethod
+    def from_json(cls, obj: dict[str, Any]) -> Schedule:
+        if "spec" in obj:
+            return parse_schedule(obj["spec"])
+        return cls.from_points(np.array(obj["points"]["steps"]), np.array(obj["points"]["lrs"]))
+
+
+def _fmt(v: Any) -> str:
+    if isinstance(v, float):
+        return f"{v:g}"
+    return str(v)
+
+
+# ---- families: plain functions of (steps, params), warmup applied by Schedule.lr -----------
+def _constant(s: np.ndarray, p: dict) -> np.ndarray:
+    return np.full_like(s, p["peak"], dtype=float)
+
+
+def _decay_from_warmup(shape: str):
+    def family(s: np.ndarray, p: dict) -> np.ndarray:
+        start, total = p["warmup"], p["total"]
+        return decay_curve((s - start) / (total - start), p["peak"], p["final"], shape)
+
+    return family
+
+
+def wsd_decay_start(p: dict) -> int:
+    """The first step of the decay phase of a WSD schedule."""
+    if p.get("decay_start") is not None:
+        return int(p["decay_start"])
+    return round(p["total"] * (1.0 - p["decay_frac"]))
+
+
+def _wsd(s: np.ndarray, p: dict) -> np.ndarray:
+    start = wsd_decay_start(p)
+    return decay_curve((s - start) / (p["total"] - start), p["peak"], p["final"], p["shape"])
+
+
+def _multistep(s: np.ndarray, p: dict) -> np.ndarray:
+    milestones = np.asarray(p["milestones"], dtype=float)
+    if p.get("values") is not None:
+        levels = np.array([p["peak"], *p["values"]], dtype=float)
+    else:
+        levels = p["peak"] * p["gamma"] ** np.arange(len(milestones) + 1)
+    return levels[np.searchsorted(milestones, s, side="right")]
+
+
+def _cyclic(s: np.ndarray, p: dict) -> np.ndarray:
+    after = np.maximum(s - p["warmup"], 0.0)
+    cycle, rewarm = p["cycle"], p["rewarmup"]
+    index = np.floor(after / cycle)
+    within = after - index * cycle
+    ramp = np.where(index > 0, rewarm, 0)
+    rising = p["final"] + (p["peak"] - p["final"]) * within / np.maximum(ramp, 1)
+    progress = (within - ramp) / np.maximum(cycle - ramp, 1)
+    falling = decay_curve(progress, p["peak"], p["final"], p["shape"])
+    out = np.where(within < ramp, rising, falling)
+    return np.where(s >= p["total"], p["final"], out)
+
+
+_FAMILIES = {
+    "constant": _constant,
+    "cosine": _decay_from_warmup("cosine"),
+    "linear": _decay_from_warmup("linear"),
+    "wsd": _wsd,
+    "multistep": _multistep,
+    "cyclic": _cyclic,
+}
+
+
+# ---- parsing ---------------------------------------------------------------------------
+def parse_schedule(spec: str) -> Schedule:
+    """Parse ``kind:key=value,...`` into a validated :class:`Schedule`."""
+    text = spec.strip()
+    kind, _, rest = text.partition(":")
+    kind = kind.strip().lower()
+    if kind == "csv":
+        key, _, path = rest.partition("=")
+        if key.strip() != "path" or not path:
+            raise UserError(f"schedule {spec!r}: expected csv:path=FILE")
+        return read_schedule_csv(path.strip())
+    if kind not in _KEYS:
+        known = ", ".join([*_KEYS, "csv"])
+        raise UserError(f"schedule {spec!r}: unknown kind {kind!r}; expected one of {known}")
+    required, optional = _KEYS[kind]
+    params: dict[str, Any] = dict(optional)
+    seen = set()
+    for item in filter(None, (x.strip() for x in rest.split(","))):
+        key, eq, value = item.partition("=")
+        key = key.strip().lower()
+        if not eq:
+            raise UserError(f"schedule {spec!r}: expected key=value, got {item!r}")
+        if key not in required and key not in optional:
+            allowed = ", ".join([*required, *optional])
+            raise UserError(
+                f"schedule {spec!r}: unknown key {key!r} for {kind}; expected {allowed}"
+            )
+        params[key] = _parse_value(spec, key, value.strip())
+        seen.add(key)
+    missing = [k for k in required if k not in seen]
+    if missing:
+        raise UserError(f"schedule {spec!r}: missing {', '.join(missing)}")
+    ordered = {k: params[k] for k in (*required, *optional)}
+    _validate(spec, kind, ordered)
+    return Schedule(kind, ordered)
+
+
+def _parse_value(spec: str, key: str, value: str) -> Any:
+    try:
+        if key in _STR_KEYS:
+            return value.lower()
+        if key in _LIST_KEYS:
+            numbers = [float(v) for v in value.split("/") if v.strip()]
+            return [int(v) for v in numbers] if key == "milestones" else numbers
+        number = float(value)
+        if key in _INT_KEYS:
+            if number != int(number):
+                raise ValueError
+            return int(number)
+        return number
+    except ValueError:
+        kind = "an integer" if key in _INT_KEYS else "a number"
+        if key in _LIST_KEYS:
+            kind = "numbers separated by /"
+        raise UserError(f"schedule {spec!r}: {key}={value!r} is not {kind}") from None
+
+
+def _validate(spec: str, kind: str, p: dict[str, Any]) -> None:
+    def fail(msg: str) -> None:
+        raise UserError(f"schedule {spec!r}: {msg}")
+
+    if not p["peak"] > 0:
+        fail("peak must be positive")
+    if p.get("final") is not None and p["final"] < 0:
+        fail("final must be non-negative")
+    if p.get("final") is not None and p["final"] > p["peak"]:
+        fail("final must not exceed peak")
+    if p["warmup"] < 0:
+        fail("warmup must be non-negative")
+    total = p.get("total")
+    if total is not None and total <= p["warmup"]:
+        fail(f"total={total} must exceed warmup={p['warmup']}")
+    if p.get("shape") is not None:
+        shapes = ("cosine", "linear") if kind == "cyclic" else DECAY_SHAPES
+        if p["shape"] not in shapes:
+            fail(f"shape={p['shape']!r}; expected one of {', '.join(shapes)}")
+        if p["shape"] == "geometric" and p["final"] <= 0:
+            fail("shape=geometric needs final > 0")
+    if kind == "wsd":
+        if (p["decay_start"] is None) == (p["decay_frac"] is None):
+            fail("give exactly one of decay_start and decay_frac")
+        if p["decay_frac"] is not None and not 0 < p["decay_frac"] <= 1:
+            fail("decay_frac must be in (0, 1]")
+        start = wsd_decay_start(p)
+        if not p["warmup"] <= start < total:
+            fail(f"the decay must start in [warmup, total), got step {start}")
+    if kind == "multistep":
+        if (p["values"] is None) == (p["gamma"] is None):
+            fail("give exactly one of values and gamma")
+        ms = p["milestones"]
+        if any(b <= a for a, b in itertools.pairwise(ms)):
+            fail("milestones must increase")
+        if p["values"] is not None and len(p["values"]) != len(ms):
+            fail(f"values needs one learning rate per milestone ({len(ms)})")
+        if p["values"] is not None and any(v < 0 for v in p["values"]):
+            fail("values must be non-negative")
+        if p["gamma"] is not None and p["gamma"] <= 0:
+            fail("gamma must be positive")
+    if kind == "cyclic" and not 0 <= p["rewarmup"] < p["cycle"]:
+        fail("rewarmup must be in [0, cycle)")
+
+
+def read_schedule_csv(path: str | Path) -> Schedule:
+    """A point schedule from a CSV file with columns ``step`` and ``lr`` (aliases accepted)."""
+    from learnlaw.curves import read_table
+
+    table = read_table(path)
+    steps, lrs = table.lr_points()
+    if len(steps) == 0:
+        raise UserError(f"{path}: no learning-rate values found (expected columns step,lr)")
+    return Schedule.from_points(steps, lrs)

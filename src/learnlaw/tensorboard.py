@@ -1,0 +1,149 @@
+"""Scalars from TensorBoard event files, without TensorFlow or the tensorboard package.
+
+An event file is a sequence of TFRecords (length, CRC, payload, CRC); each payload is an
+``Event`` protocol buffer whose ``summary`` holds tagged values. Scalars are stored either as
+``simple_value`` (PyTorch's SummaryWriter, TF1) or as a one-element ``tensor`` (TF2). This
+module decodes just those fields of the protobuf wire format.
+"""
+
+from __future__ import annotations
+
+import struct
+from pathlib import Path
+
+import numpy as np
+
+from learnlaw.curves import Table
+from learnlaw.errors import UserError
+
+# Field numbers from tensorflow/core/util/event.proto and framework/summary.proto.
+_EVENT_STEP, _EVENT_SUMMARY = 2, 5
+_SUMMARY_VALUE = 1
+_VALUE_TAG, _VALUE_SIMPLE, _VALUE_TENSOR = 1, 2, 8
+_TENSOR_DTYPE, _TENSOR_CONTENT, _TENSOR_FLOAT, _TENSOR_DOUBLE = 1, 4, 5, 6
+_DT_FLOAT, _DT_DOUBLE = 1, 2
+
+
+def _varint(buf: bytes, pos: int) -> tuple[int, int]:
+    result = shift = 0
+    while True:
+        byte = buf[pos]
+        pos += 1
+        result |= (byte & 0x7F) << shift
+        if byte < 0x80:
+            return result, pos
+        shift += 7
+
+
+def _fields(buf: bytes):
+    """Yield (field number, wire type, value) for every field of one message."""
+    pos = 0
+    while pos < len(buf):
+        key, pos = _varint(buf, pos)
+        number, wire = key >> 3, key & 7
+        if wire == 0:
+            value, pos = _varint(buf, pos)
+        elif wire == 1:
+            value, pos = buf[pos : pos + 8], pos + 8
+        elif wire == 2:
+            length, pos = _varint(buf, pos)
+            value, pos = buf[pos : pos + length], pos + length
+        elif wire == 5:
+            value, pos = buf[pos : pos + 4], pos + 4
+        else:
+            raise ValueError(f"unsupported protobuf wire type {wire}")
+        yield number, wire, value
+
+
+def _tensor_scalar(buf: bytes) -> float | None:
+    dtype, content, floats = None, None, []
+    for number, wire, value in _fields(buf):
+        if number == _TENSOR_DTYPE:
+            dtype = value
+        elif number == _TENSOR_CONTENT:
+            content = value
+        elif number == _TENSOR_FLOAT:
+            floats += (
+                struct.unpack(f"<{len(value) // 4}f", value)
+                if wire == 2
+                else struct.unpack("<f", value)
+            )
+        elif number == _TENSOR_DOUBLE:
+            floats += (
+                struct.unpack(f"<{len(value) // 8}d", value)
+                if wire == 2
+                else struct.unpack("<d", value)
+            )
+    if floats:
+        return float(floats[0]) if len(floats) == 1 else None
+    if content is not None and dtype in (_DT_FLOAT, _DT_DOUBLE):
+        fmt, size = ("<f", 4) if dtype == _DT_FLOAT else ("<d", 8)
+        return float(struct.unpack(fmt, content)[0]) if len(content) == size else None
+    return None
+
+
+def _records(path: Path):
+    data = path.read_bytes()
+    pos = 0
+    while pos + 12 <= len(data):
+        (length,) = struct.unpack("<Q", data[pos : pos + 8])
+        start = pos + 12
+        if start + length + 4 > len(data):
+            return  # a truncated last record: the writer was killed mid-write
+        yield data[start : start + length]
+        pos = start + length + 4
+
+
+def read_event_file(path: Path) -> list[tuple[int, str, float]]:
+    """(step, tag, value) for every scalar in one event file, in file order."""
+    out = []
+    try:
+        for record in _records(path):
+            step, summary = 0, None
+            for number, _, value in _fields(record):
+                if number == _EVENT_STEP:
+                    step = value - (1 << 64) if value >= 1 << 63 else value
+                elif number == _EVENT_SUMMARY:
+                    summary = value
+            if summary is None:
+                continue
+            for number, _, value_msg in _fields(summary):
+                if number != _SUMMARY_VALUE:
+                    continue
+                tag, scalar = None, None
+                for n, _, v in _fields(value_msg):
+                    if n == _VALUE_TAG:
+                        tag = v.decode("utf-8", "replace")
+                    elif n == _VALUE_SIMPLE:
+                        scalar = struct.unpack("<f", v)[0]
+                    elif n == _VALUE_TENSOR:
+                        scalar = _tensor_scalar(v)
+                if tag is not None and scalar is not None:
+                    out.append((step, tag, scalar))
+    except (IndexError, ValueError, struct.error):
+        raise UserError(f"{path}: not a readable TensorBoard event file") from None
+    return out
+
+
+def read_tensorboard_table(path: str | Path) -> Table:
+    """All scalars of an event file, or of every event file in a folder (sorted by name)."""
+    path = Path(path)
+    if path.is_dir():
+        files = sorted(p for p in path.rglob("*") if "tfevents" in p.name and p.is_file())
+        if not files:
+            raise UserError(f"{path}: no TensorBoard event files (*tfevents*) in this folder")
+    elif path.is_file():
+        files = [path]
+    else:
+        raise UserError(f"{path}: no such file")
+    series: dict[str, tuple[list[int], list[float]]] = {}
+    for f in files:
+        for step, tag, value in read_event_file(f):
+            steps, values = series.setdefault(tag, ([], []))
+            steps.append(step)
+            values.append(value)
+    if not series:
+        raise UserError(f"{path}: the event files hold no scalar values")
+    return Table(
+        str(path), {k: (np.array(s, dtype=float), np.array(v)) for k, (s, v) in series.items()}
+    )

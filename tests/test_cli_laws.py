@@ -1,0 +1,243 @@
+"""The law and schedule commands end to end, and their one-line errors."""
+
+import json
+
+import numpy as np
+import pytest
+
+from conftest import run_cli
+from learnlaw.curves import LossCurve, write_curve_csv
+from learnlaw.laws import MomentumLaw
+from learnlaw.schedules import parse_schedule
+
+TRUTH = {"L0": 2.6, "A": 0.43, "alpha": 0.55, "C": 0.41}
+SPECS = {
+    "constant": "constant:peak=3e-4,warmup=500,total=12000",
+    "cosine": "cosine:peak=3e-4,final=3e-5,warmup=500,total=12000",
+    "wsd": "wsd:peak=3e-4,final=3e-5,warmup=500,total=12000,decay_frac=0.25,shape=linear",
+}
+
+
+@pytest.fixture
+def curve_files(tmp_path):
+    law = MomentumLaw(lam=0.999)
+    law.lam_, law.params_ = 0.999, TRUTH
+    rng = np.random.default_rng(0)
+    files = {}
+    steps = np.arange(512, 12000, 64)
+    for name, spec in SPECS.items():
+        sched = parse_schedule(spec)
+        loss = law.predict(sched, steps) * (1 + 3e-4 * rng.standard_normal(len(steps)))
+        # the logs start after warmup, as the shared data do
+        files[name] = write_curve_csv(LossCurve(steps, loss, sched), tmp_path / f"{name}.csv")
+    return files
+
+
+def test_fit_predict_compare_sweep(curve_files, tmp_path, capsys):
+    fit = tmp_path / "fit.json"
+    code, out, err = run_cli(
+        [
+            "law",
+            "fit",
+            curve_files["constant"],
+            curve_files["cosine"],
+            "--warmup-steps",
+            500,
+            "-o",
+            fit,
+            "--plot",
+            tmp_path / "fit.png",
+        ],
+        capsys,
+    )
+    assert code == 0, err
+    assert (
+        "momentum law fitted on 2 curves" in out
+        and fit.exists()
+        and (tmp_path / "fit.png").exists()
+    )
+    params = json.loads(fit.read_text())["params"]
+    assert params["alpha"] == pytest.approx(TRUTH["alpha"], rel=0.1)
+
+    code, out, err = run_cli(
+        ["law", "predict", fit, curve_files["wsd"], "--json", "--plot", tmp_path / "pred.png"],
+        capsys,
+    )
+    assert code == 0, err
+    result = json.loads(out)  # exactly one JSON object
+    assert set(result) == {"files", "overall"}
+    assert result["files"][0]["pred_error"] < 2e-3 and result["overall"]["r2"] > 0.99
+    assert (tmp_path / "pred.png").stat().st_size > 10_000
+
+    code, out, err = run_cli(
+        ["law", "predict", fit, "--schedule", SPECS["wsd"], "--csv", tmp_path / "wsd_pred.csv"],
+        capsys,
+    )
+    assert code == 0, err
+    rows = np.loadtxt(tmp_path / "wsd_pred.csv", delimiter=",", skiprows=1)
+    assert rows[0, 0] == 500 and rows[-1, 0] == 12000 and rows[-1, 1] == pytest.approx(3e-5)
+    assert f"{rows[-1, 2]:.4f}" in out
+
+    code, out, err = run_cli(
+        [
+            "schedule",
+            "compare",
+            fit,
+            SPECS["cosine"],
+            SPECS["wsd"],
+            "--json",
+            "--plot",
+            tmp_path / "cmp.png",
+        ],
+        capsys,
+    )
+    assert code == 0, err
+    ranked = json.loads(out)["schedules"]
+    assert ranked[0]["final_loss"] <= ranked[1]["final_loss"]
+
+    code, out, err = run_cli(
+        [
+            "schedule",
+            "sweep",
+            fit,
+            "--total",
+            12000,
+            "--peak",
+            3e-4,
+            "--final",
+            3e-5,
+            "--fractions",
+            "0.1/0.3/0.5",
+            "--json",
+            "--no-plot",
+        ],
+        capsys,
+    )
+    assert code == 0, err
+    sweep = json.loads(out)
+    assert sweep["warmup"] == 500 and [r["decay_frac"] for r in sweep["sweep"]] == [0.1, 0.3, 0.5]
+    losses = [r["final_loss"] for r in sweep["sweep"]]
+    assert sweep["best"]["final_loss"] == min(losses)
+
+
+def _one_line_error(code, out, err, fragment):
+    assert code == 2
+    lines = [x for x in err.splitlines() if x.strip()]
+    assert len(lines) == 1 and lines[0].startswith("learnlaw: error:"), err
+    assert fragment in lines[0], lines[0]
+    assert "Traceback" not in err
+
+
+def test_bad_inputs_exit_2_with_one_line(curve_files, tmp_path, capsys):
+    bad = tmp_path / "bad.csv"
+    bad.write_text("step,lr,loss\n1,0.1,3\n2,0.1,x\n")
+    _one_line_error(
+        *run_cli(["law", "fit", bad, "-o", tmp_path / "f.json"], capsys),
+        "row 3, column 'loss': 'x' is not a number",
+    )
+    nolr = tmp_path / "nolr.csv"
+    nolr.write_text("step,loss\n1,3\n2,2.9\n")
+    _one_line_error(
+        *run_cli(["law", "fit", nolr, "-o", tmp_path / "f.json"], capsys), "no learning-rate column"
+    )
+    empty = tmp_path / "empty.csv"
+    empty.write_text("")
+    _one_line_error(
+        *run_cli(["law", "fit", empty, "-o", tmp_path / "f.json"], capsys), "the file is empty"
+    )
+    few = tmp_path / "few.csv"
+    few.write_text("step,lr,loss\n10,0.1,3\n20,0.1,2.9\n")
+    _one_line_error(
+        *run_cli(["law", "fit", few, "-o", tmp_path / "f.json"], capsys), "fit on more points"
+    )
+    _one_line_error(
+        *run_cli(
+            ["law", "fit", curve_files["cosine"], "--lambda", "1.5", "-o", tmp_path / "f.json"],
+            capsys,
+        ),
+        "--lambda 1.5",
+    )
+    zero = tmp_path / "zero.csv"
+    zero.write_text("step,lr,loss\n10,0,3\n20,0,2.9\n30,0,2.8\n40,0,2.7\n50,0,2.6\n")
+    _one_line_error(
+        *run_cli(["law", "fit", zero, "-o", tmp_path / "f.json"], capsys), "must be positive"
+    )
+
+    fit = tmp_path / "fit.json"
+    assert (
+        run_cli(["law", "fit", curve_files["constant"], curve_files["cosine"], "-o", fit], capsys)[
+            0
+        ]
+        == 0
+    )
+    _one_line_error(
+        *run_cli(["law", "predict", fit, "--schedule", "zigzag:peak=1", "--steps", 10], capsys),
+        "unknown kind 'zigzag'",
+    )
+    _one_line_error(
+        *run_cli(["law", "predict", fit, "--schedule", "cosine:peak=1,total=100,tail=2"], capsys),
+        "unknown key 'tail'",
+    )
+    obj = json.loads(fit.read_text())
+    obj["format_version"] = 99
+    other = tmp_path / "v99.json"
+    other.write_text(json.dumps(obj))
+    _one_line_error(
+        *run_cli(["law", "predict", other, curve_files["wsd"]], capsys), "fit format version 99"
+    )
+    obj["format_version"], obj["law"] = 1, "chinchilla"
+    other.write_text(json.dumps(obj))
+    _one_line_error(
+        *run_cli(["law", "predict", other, curve_files["wsd"]], capsys), "unknown law 'chinchilla'"
+    )
+    _one_line_error(
+        *run_cli(["law", "fit", curve_files["wsd"], "--warmup-stepz", 3, "-o", fit], capsys),
+        "No such option '--warmup-stepz'",
+    )
+    _one_line_error(
+        *run_cli(["law", "predict", tmp_path / "missing.json", curve_files["wsd"]], capsys),
+        "no such fit file",
+    )
+
+
+def test_shared_data_standard_split_accuracy(shared_curves, tmp_path, capsys):
+    """The acceptance number for one size (all three are in benchmarks/curve_laws.py)."""
+    d = shared_curves / "400M"
+    fit = tmp_path / "fit.json"
+    code, _, err = run_cli(
+        [
+            "law",
+            "fit",
+            d / "constant_24000.csv",
+            d / "cosine_24000.csv",
+            d / "wsdcon_9.csv",
+            "--warmup-steps",
+            2160,
+            "-o",
+            fit,
+        ],
+        capsys,
+    )
+    assert code == 0, err
+    held_out = [
+        "constant_72000",
+        "cosine_72000",
+        "wsd_20000_24000",
+        "wsdld_20000_24000",
+        "wsdcon_3",
+        "wsdcon_18",
+    ]
+    code, out, err = run_cli(
+        [
+            "law",
+            "predict",
+            fit,
+            *[d / f"{n}.csv" for n in held_out],
+            "--warmup-steps",
+            2160,
+            "--json",
+        ],
+        capsys,
+    )
+    assert code == 0, err
+    assert json.loads(out)["overall"]["pred_error"] <= 0.0025
