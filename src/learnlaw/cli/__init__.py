@@ -10,7 +10,9 @@ import sys
 
 import click
 
+from learnlaw.cli.demo import demo
 from learnlaw.cli.law import law
+from learnlaw.cli.policy import policy
 from learnlaw.cli.schedule import schedule
 from learnlaw.errors import UserError
 
@@ -23,6 +25,8 @@ def cli() -> None:
 
 cli.add_command(law)
 cli.add_command(schedule)
+cli.add_command(policy)
+cli.add_command(demo)
 
 
 def _fail(message: str) -> None:

@@ -1,0 +1,78 @@
+"""Outer optimisers for the policy: one step per outer epoch, rows kept on the simplex.
+
+- ``pgd``: projected gradient, W <- Proj_simplex(W - s * G) (the reference's method);
+- ``eg``: exponentiated gradient (mirror descent), W <- W * exp(-s * G), rows renormalised;
+  weights never reach exact zero, so zero-weight statistics need a threshold.
+
+The step size s decays linearly to 0 over the epochs (as in the reference) when
+``decay="linear"``. With ``lr="auto"`` the base step is set each epoch so that the largest
+first-order change of any weight is ``max_change / N``: raw hypergradient scales differ across
+tasks by orders of magnitude, a weight change relative to the uniform 1/N does not.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+from learnlaw.errors import UserError
+from learnlaw.policy.simplex import project_rows_to_simplex
+
+METHODS = ("pgd", "eg")
+
+
+@dataclass
+class OuterConfig:
+    epochs: int = 100
+    method: str = "pgd"
+    lr: float | str = "auto"  # a number, or "auto" (see max_change)
+    max_change: float = 0.5  # with lr="auto": largest weight change per epoch, in units of 1/N
+    decay: str = "linear"  # or "none"
+    segment: int = 1  # steps per policy row (1: a weight vector for every step)
+
+    def validate(self) -> None:
+        if self.epochs < 0:
+            raise UserError(f"outer.epochs = {self.epochs}: must be >= 0")
+        if self.method not in METHODS:
+            raise UserError(f"outer.method = {self.method!r}: expected one of {', '.join(METHODS)}")
+        if self.lr != "auto" and (isinstance(self.lr, str) or not self.lr > 0):
+            raise UserError(f'outer.lr = {self.lr!r}: expected a positive number or "auto"')
+        if not self.max_change > 0:
+            raise UserError(f"outer.max_change = {self.max_change}: must be positive")
+        if self.decay not in ("linear", "none"):
+            raise UserError(f"outer.decay = {self.decay!r}: expected linear or none")
+        if self.segment < 1:
+            raise UserError(f"outer.segment = {self.segment}: must be >= 1")
+
+
+def decay_factor(config: OuterConfig, epoch: int) -> float:
+    """1 at the first epoch, falling linearly towards 0 at the last (or 1 with decay="none")."""
+    if config.decay == "none" or config.epochs == 0:
+        return 1.0
+    return 1.0 - epoch / config.epochs
+
+
+def outer_step(
+    weights: torch.Tensor, grads: torch.Tensor, epoch: int, config: OuterConfig
+) -> tuple[torch.Tensor, float]:
+    """The policy after one outer epoch, and the step size used."""
+    n = weights.shape[1]
+    if config.method == "pgd":
+        if config.lr == "auto":
+            scale = float(grads.abs().max())
+            base = config.max_change / (n * scale) if scale > 0 else 0.0
+        else:
+            base = float(config.lr)
+        step = base * decay_factor(config, epoch)
+        return project_rows_to_simplex(weights - step * grads), step
+    # exponentiated gradient: the first-order change of w_n is -s w_n (g_n - sum_m w_m g_m)
+    centred = grads - (weights * grads).sum(dim=1, keepdim=True)
+    if config.lr == "auto":
+        scale = float((weights * centred).abs().max())
+        base = config.max_change / (n * scale) if scale > 0 else 0.0
+    else:
+        base = float(config.lr)
+    step = base * decay_factor(config, epoch)
+    logits = torch.log(weights.clamp_min(torch.finfo(weights.dtype).tiny)) - step * centred
+    return torch.softmax(logits, dim=1), step

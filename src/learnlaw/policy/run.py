@@ -1,0 +1,346 @@
+"""A policy-optimisation run, top to bottom: build the task, train under the uniform policy,
+then for every outer epoch compute the hypergradient, keep the best policy so far (by loss area
+on the held-out ``select`` part of the desired set), take an outer step, and checkpoint.
+
+Epoch e evaluates the policy after e outer steps; epoch 0 is the uniform policy and the last
+epoch (``outer.epochs``) is evaluated without a further step. Checkpoints are atomic, so a run
+killed at any moment resumes exactly (``resume=True``) from its last completed epoch.
+"""
+
+from __future__ import annotations
+
+import time
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from tqdm.auto import tqdm
+
+from learnlaw.analysis.metrics import acceleration_ratio, loss_auc, speedup_metrics
+from learnlaw.errors import UserError
+from learnlaw.files import atomic_write, versions, write_json, write_text
+from learnlaw.policy.config import RunConfig, config_from_json
+from learnlaw.policy.engine import (
+    DivergenceError,
+    Policy,
+    default_checkpoint_every,
+    hypergradient,
+    run_policy,
+)
+from learnlaw.policy.outer import outer_step
+from learnlaw.tasks.base import FunctionalTask
+
+CHECKPOINT = "checkpoint.pt"
+CHECKPOINT_FORMAT = ("learnlaw.policy-checkpoint", 1)
+DTYPES = {"float64": torch.float64, "float32": torch.float32, "bfloat16": torch.bfloat16}
+
+
+def build_task(config: RunConfig) -> FunctionalTask:
+    dtype, device = DTYPES[config.train.dtype], config.train.device
+    if config.task == "perceptron":
+        from learnlaw.tasks.perceptron import PerceptronTask
+
+        return PerceptronTask(config.task_options, config.seed, dtype=dtype, device=device)
+    raise UserError(f"unknown task {config.task!r}")
+
+
+@dataclass
+class RunState:
+    """Everything a resumed run needs; saved after every outer epoch."""
+
+    config: dict[str, Any]
+    epoch: int  # the next epoch to evaluate
+    weights: torch.Tensor
+    uniform_curves: dict[str, np.ndarray]
+    best_epoch: int = -1
+    best_score: float = float("inf")
+    best_weights: torch.Tensor | None = None
+    best_curves: dict[str, np.ndarray] | None = None
+    history: list[dict[str, float]] | None = None
+    seconds: float = 0.0
+
+    def save(self, path: Path) -> None:
+        blob = {"format": CHECKPOINT_FORMAT, **self.__dict__}
+        atomic_write(path, lambda tmp: torch.save(blob, tmp))
+
+    @classmethod
+    def load(cls, path: Path) -> RunState:
+        try:
+            blob = torch.load(path, map_location="cpu", weights_only=False)
+        except FileNotFoundError:
+            raise UserError(
+                f"{path}: no checkpoint to resume from (run without --resume)"
+            ) from None
+        except Exception as exc:  # a truncated or foreign file: torch raises many kinds
+            raise UserError(
+                f"{path}: not a readable checkpoint ({exc.__class__.__name__})"
+            ) from None
+        if not isinstance(blob, dict) or blob.pop("format", None) != CHECKPOINT_FORMAT:
+            raise UserError(f"{path}: not a learnlaw policy checkpoint of this version")
+        try:
+            return cls(**blob)
+        except TypeError:
+            raise UserError(f"{path}: damaged checkpoint (unexpected fields)") from None
+
+
+def _score(curves: dict[str, np.ndarray]) -> float:
+    """Loss area on the selection set (the objective set when there is none)."""
+    return loss_auc(curves["select"] if "select" in curves else curves["objective"])
+
+
+def _same_run(saved: dict[str, Any], current: dict[str, Any]) -> list[str]:
+    """Config keys that differ, ignoring the number of outer epochs (a run may be extended)."""
+    diffs = []
+    for section in set(saved) | set(current):
+        a, b = saved.get(section), current.get(section)
+        if isinstance(a, dict) and isinstance(b, dict):
+            diffs += [
+                f"{section}.{k}"
+                for k in set(a) | set(b)
+                if a.get(k) != b.get(k) and f"{section}.{k}" != "outer.epochs"
+            ]
+        elif a != b:
+            diffs.append(section)
+    return sorted(diffs)
+
+
+def optimize_policy(
+    config: RunConfig,
+    out: Path,
+    *,
+    resume: bool = False,
+    quiet: bool = False,
+    max_seconds: float | None = None,
+    command: str = "",
+) -> dict[str, Any]:
+    """Run (or resume) the outer optimisation; write every output into ``out``; return metrics."""
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    resolved = config.to_json()
+    task = build_task(config)
+    steps, eta = config.train.steps, config.train.lr
+    k = config.train.checkpoint_every or default_checkpoint_every(steps)
+    say = (lambda *_: None) if quiet else tqdm.write
+    ckpt_path = out / CHECKPOINT
+    if resume:
+        state = RunState.load(ckpt_path)
+        diffs = _same_run(state.config, resolved)
+        if diffs:
+            raise UserError(
+                f"{ckpt_path}: made with a different configuration ({', '.join(diffs)} differ)"
+            )
+        if state.weights.shape != (-(-steps // config.outer.segment), task.n_train):
+            raise UserError(
+                f"{ckpt_path}: the saved policy has shape {tuple(state.weights.shape)}, "
+                "which does not match this task"
+            )
+        state.config = resolved
+        state.weights = state.weights.to(task.theta0.device, task.theta0.dtype)
+        say(f"resuming at outer epoch {state.epoch} of {config.outer.epochs}")
+    else:
+        write_json(
+            out / "config.json",
+            {
+                "config": resolved,
+                "seed": config.seed,
+                "versions": versions(),
+                "task": task.describe(),
+                "command": command,
+            },
+        )
+        uniform = Policy.uniform(
+            steps, task.n_train, config.outer.segment, task.theta0.dtype, task.theta0.device
+        )
+        with _where("the uniform run"):
+            curves = run_policy(task, uniform, eta, steps).curves
+        state = RunState(resolved, 0, uniform.weights, curves, history=[])
+        state.save(ckpt_path)
+    epochs = config.outer.epochs
+    started = time.perf_counter()
+    bar = tqdm(
+        total=epochs + 1,
+        initial=state.epoch,
+        desc="outer epochs",
+        unit="epoch",
+        disable=True if quiet else None,
+        dynamic_ncols=True,
+    )
+    stopped_early = False
+    while state.epoch <= epochs:
+        e = state.epoch
+        t0 = time.perf_counter()
+        policy = Policy(state.weights, config.outer.segment)
+        with _where(f"outer epoch {e}"):
+            if e < epochs:
+                run, grads = hypergradient(task, policy, eta, steps, k)
+            else:
+                run, grads = run_policy(task, policy, eta, steps), None
+        score = _score(run.curves)
+        record = {
+            "epoch": e,
+            "objective": run.objective,
+            "select_auc": score,
+            "test_auc": loss_auc(run.curves["test"]),
+            "test_acceleration": acceleration_ratio(
+                state.uniform_curves["test"], run.curves["test"]
+            ),
+        }
+        if score < state.best_score:
+            state.best_epoch, state.best_score = e, score
+            state.best_weights, state.best_curves = state.weights.clone(), run.curves
+        if grads is not None:
+            state.weights, record["step_size"] = outer_step(state.weights, grads, e, config.outer)
+        record["seconds"] = time.perf_counter() - t0
+        state.history.append(record)
+        state.seconds += record["seconds"]
+        state.epoch = e + 1
+        state.save(ckpt_path)
+        bar.update(1)
+        bar.set_postfix(
+            J=f"{run.objective:.4g}",
+            test_AR=f"{record['test_acceleration']:.2f}",
+            best=state.best_epoch,
+        )
+        if (
+            max_seconds is not None
+            and time.perf_counter() - started > max_seconds
+            and state.epoch <= epochs
+        ):
+            say(f"time budget reached after outer epoch {e}; continue with --resume")
+            stopped_early = True
+            break
+    bar.close()
+    metrics = write_outputs(task, config, state, out)
+    metrics["stopped_early"] = stopped_early
+    write_json(out / "metrics.json", metrics)
+    return metrics
+
+
+@contextmanager
+def _where(where: str):
+    """Say which epoch diverged and that the last good policy is on disk."""
+    try:
+        yield
+    except DivergenceError as exc:
+        raise DivergenceError(
+            f"{where}: {exc}; the last good policy is kept in {CHECKPOINT}"
+        ) from None
+
+
+def write_outputs(
+    task: FunctionalTask, config: RunConfig, state: RunState, out: Path
+) -> dict[str, Any]:
+    """policy.npz, curves.csv, metrics.json and the plots, from the best policy so far."""
+    from learnlaw.analysis.plots import plot_objective, plot_policy_heatmap, plot_run_curves
+
+    uniform, learned = state.uniform_curves, state.best_curves
+    steps = config.train.steps
+    weights = state.best_weights.float().cpu().numpy()
+    atomic_write(
+        out / "policy.npz", lambda tmp: _save_npz(tmp, weights, config.outer.segment, steps)
+    )
+    write_curves_csv(out / "curves.csv", uniform, learned)
+    metrics = run_metrics(task, state, uniform, learned)
+    write_json(out / "metrics.json", metrics)
+    plot_run_curves(uniform, learned, out / "loss_curves.png", metrics)
+    plot_objective(state.history, state.best_epoch, out / "objective.png")
+    plot_policy_heatmap(
+        Policy(state.best_weights.cpu(), config.outer.segment).per_step(steps).float().numpy(),
+        out / "policy_heatmap.png",
+        groups=getattr(task, "corrupted", None),
+    )
+    return metrics
+
+
+def _save_npz(path: Path, weights: np.ndarray, segment: int, steps: int) -> None:
+    with open(path, "wb") as f:
+        np.savez_compressed(f, policy=weights.astype(np.float32), segment=segment, steps=steps)
+
+
+def load_policy(path: Path) -> tuple[np.ndarray, int, int]:
+    try:
+        with np.load(path) as data:
+            return data["policy"], int(data["segment"]), int(data["steps"])
+    except FileNotFoundError:
+        raise UserError(f"{path}: no saved policy") from None
+    except (KeyError, ValueError, OSError):
+        raise UserError(f"{path}: not a learnlaw policy file") from None
+
+
+def write_curves_csv(
+    path: Path, uniform: dict[str, np.ndarray], learned: dict[str, np.ndarray]
+) -> None:
+    splits = [s for s in ("objective", "select", "test") if s in uniform]
+    header = ["step"] + [f"{s}_{p}" for s in splits for p in ("uniform", "learned")]
+    rows = [",".join(header)]
+    for t in range(len(uniform["objective"])):
+        rows.append(
+            ",".join([str(t)] + [repr(float(c[s][t])) for s in splits for c in (uniform, learned)])
+        )
+    write_text(path, "\n".join(rows) + "\n")
+
+
+def run_metrics(task: FunctionalTask, state: RunState, uniform, learned) -> dict[str, Any]:
+    history = state.history
+    metrics = speedup_metrics(uniform["test"], learned["test"], task.n_classes)
+    metrics["compression_ratio"]["set"] = "test"
+    metrics["compression_ratio"]["units"] = "log base 2 of |V| in the numerator, loss in nats"
+    metrics.update(
+        {
+            "best_epoch": state.best_epoch,
+            "epochs_run": len(history),
+            "objective_per_epoch": [h["objective"] for h in history],
+            "select_auc_per_epoch": [h["select_auc"] for h in history],
+            "test_acceleration_per_epoch": [h["test_acceleration"] for h in history],
+            "seconds_per_epoch": float(np.median([h["seconds"] for h in history]))
+            if history
+            else None,
+            "seconds_total": state.seconds,
+            "desired_set": {
+                split: {
+                    "acceleration_ratio": acceleration_ratio(uniform[split], learned[split]),
+                    "auc_ratio": loss_auc(uniform[split]) / loss_auc(learned[split]),
+                }
+                for split in ("objective", "select")
+                if split in uniform
+            },
+        }
+    )
+    return metrics
+
+
+def evaluate_run(out: Path) -> dict[str, Any]:
+    """Retrain from theta_0 with the saved policy and recompute the metrics from scratch."""
+    out = Path(out)
+    if not out.is_dir():
+        raise UserError(f"{out}: no such run folder")
+    try:
+        import json
+
+        saved = json.loads((out / "config.json").read_text())
+        config = config_from_json(saved["config"])
+    except FileNotFoundError:
+        raise UserError(f"{out}: config.json is missing (not a finished run folder)") from None
+    except (KeyError, TypeError, ValueError) as exc:
+        raise UserError(f"{out}/config.json: not a learnlaw run config ({exc})") from None
+    weights, segment, steps = load_policy(out / "policy.npz")
+    task = build_task(config)
+    if steps != config.train.steps or weights.shape[1] != task.n_train:
+        raise UserError(
+            f"{out}/policy.npz: shape {weights.shape} does not match the run's configuration"
+        )
+    dtype, device = task.theta0.dtype, task.theta0.device
+    learned = Policy(torch.as_tensor(weights, dtype=dtype, device=device), segment)
+    learned.weights = learned.weights / learned.weights.sum(
+        1, keepdim=True
+    )  # undo float32 rounding
+    uniform = Policy.uniform(steps, task.n_train, segment, dtype, device)
+    eta = config.train.lr
+    u = run_policy(task, uniform, eta, steps).curves
+    lcurves = run_policy(task, learned, eta, steps).curves
+    metrics = speedup_metrics(u["test"], lcurves["test"], task.n_classes)
+    metrics["compression_ratio"]["set"] = "test"
+    return metrics

@@ -1,0 +1,116 @@
+"""What the policy engine needs from a task, and a generic implementation through torch.func.
+
+A task holds a model given functionally (a flat parameter vector ``theta`` and a per-example
+loss function) and four sets of examples: ``train`` (the N examples the policy weights),
+``objective`` (the part of the desired set whose loss area is minimised), ``select`` (the
+part of the desired set that picks the best outer epoch) and ``test`` (held out; every
+reported number). The engine calls only these operations:
+
+- ``train_gradient(theta, gamma)``: grad of sum_n gamma_n l_n(theta);
+- ``objective_value_and_grad(theta)``: L_dsr(theta) on the objective set and its gradient;
+- ``dots_and_hvp(theta, gamma, v)``: (grad l_n(theta) . v for every n, H v) with H the Hessian
+  of sum_n gamma_n l_n at theta;
+- ``evaluate(theta)``: mean loss on the objective, select and test sets.
+
+``FunctionalTask`` derives all four from ``losses(theta, split, start, stop)``: the dot products
+and the Hessian-vector product come together from one forward-over-reverse pass (the jvp of
+theta -> (grad of the weighted loss, per-example losses) along v). Large sets are processed in
+chunks of ``chunk_size`` examples so memory stays bounded. A task may override any operation
+with an analytic fast path.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch.func import grad, grad_and_value, jvp
+
+SPLITS = ("train", "objective", "select", "test")
+
+
+class FunctionalTask:
+    """Base class: subclasses set the attributes below and implement ``losses``."""
+
+    name: str = "task"
+    theta0: torch.Tensor
+    n_classes: (
+        int  # |V| in the compression ratio: 2 for a binary classifier, the vocabulary for an LM
+    )
+    sizes: dict[str, int]
+    chunk_size: int | None = None
+
+    @property
+    def n_train(self) -> int:
+        return self.sizes["train"]
+
+    def losses(
+        self, theta: torch.Tensor, split: str, start: int = 0, stop: int | None = None
+    ) -> torch.Tensor:
+        """Per-example losses of examples start..stop-1 of ``split`` at ``theta``."""
+        raise NotImplementedError
+
+    def _chunks(self, split: str):
+        n = self.sizes[split]
+        size = self.chunk_size or n
+        for start in range(0, n, size):
+            yield start, min(start + size, n)
+
+    # ---- the four operations ----------------------------------------------------------------
+    def train_gradient(self, theta: torch.Tensor, gamma: torch.Tensor) -> torch.Tensor:
+        total = torch.zeros_like(theta)
+        for a, b in self._chunks("train"):
+            total += grad(lambda th, a=a, b=b: gamma[a:b] @ self.losses(th, "train", a, b))(theta)
+        return total
+
+    def objective_value_and_grad(self, theta: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        n = self.sizes["objective"]
+        value, total = (
+            torch.zeros((), dtype=theta.dtype, device=theta.device),
+            torch.zeros_like(theta),
+        )
+        for a, b in self._chunks("objective"):
+            g, v = grad_and_value(
+                lambda th, a=a, b=b: self.losses(th, "objective", a, b).sum() / n
+            )(theta)
+            value, total = value + v, total + g
+        return value, total
+
+    def dots_and_hvp(
+        self, theta: torch.Tensor, gamma: torch.Tensor, v: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        dots, hvp = [], torch.zeros_like(theta)
+        for a, b in self._chunks("train"):
+
+            def weighted(th, a=a, b=b):
+                per_example = self.losses(th, "train", a, b)
+                return gamma[a:b] @ per_example, per_example
+
+            _, (hv, dl) = jvp(grad(weighted, has_aux=True), (theta,), (v,))
+            dots.append(dl)
+            hvp += hv
+        return torch.cat(dots), hvp
+
+    @torch.no_grad()
+    def evaluate(self, theta: torch.Tensor) -> dict[str, float]:
+        out = {}
+        for split in ("objective", "select", "test"):
+            if self.sizes.get(split, 0) == 0:
+                continue
+            total = sum(
+                float(self.losses(theta, split, a, b).sum()) for a, b in self._chunks(split)
+            )
+            out[split] = total / self.sizes[split]
+        return out
+
+    def contributions(self, theta: torch.Tensor, gamma: torch.Tensor) -> torch.Tensor:
+        """CT_n = grad L_dsr(theta) . grad l_n(theta) for every training example (SPEC A3)."""
+        _, g = self.objective_value_and_grad(theta)
+        return self.dots_and_hvp(theta, gamma, g)[0]
+
+    def describe(self) -> dict:
+        """Facts about the task for config.json (sizes, parameter count)."""
+        return {
+            "name": self.name,
+            "sizes": dict(self.sizes),
+            "parameters": int(self.theta0.numel()),
+            "n_classes": self.n_classes,
+        }

@@ -1,0 +1,66 @@
+"""The simplex projection against a brute-force QP; the outer steps' invariants."""
+
+import numpy as np
+import pytest
+import torch
+from scipy.optimize import minimize
+
+from learnlaw.policy.outer import OuterConfig, outer_step
+from learnlaw.policy.simplex import project_rows_to_simplex
+
+
+def qp_projection(v):
+    """argmin ||w - v||^2 s.t. w >= 0, sum w = 1, by a generic solver (independent reference)."""
+    n = len(v)
+    res = minimize(
+        lambda w: np.sum((w - v) ** 2),
+        np.full(n, 1 / n),
+        jac=lambda w: 2 * (w - v),
+        bounds=[(0, None)] * n,
+        constraints=[{"type": "eq", "fun": lambda w: w.sum() - 1}],
+        method="SLSQP",
+        options={"ftol": 1e-14, "maxiter": 500},
+    )
+    return res.x
+
+
+def test_projection_matches_a_brute_force_qp():
+    rng = np.random.default_rng(0)
+    v = rng.normal(0, 1, size=(20, 7)) * rng.choice([0.01, 1, 10], size=(20, 1))
+    w = project_rows_to_simplex(torch.as_tensor(v)).numpy()
+    for row_v, row_w in zip(v, w):
+        assert np.allclose(row_w, qp_projection(row_v), atol=1e-7)
+    assert np.all(w >= 0) and np.allclose(w.sum(1), 1, atol=1e-12)
+
+
+def test_projection_keeps_simplex_points_and_handles_ties():
+    p = torch.tensor([[0.2, 0.3, 0.5], [1.0, 0.0, 0.0]], dtype=torch.float64)
+    assert torch.allclose(project_rows_to_simplex(p), p)
+    assert torch.allclose(
+        project_rows_to_simplex(torch.tensor([[5.0, 5.0]])), torch.tensor([[0.5, 0.5]])
+    )
+
+
+@pytest.mark.parametrize("method", ["pgd", "eg"])
+def test_auto_step_limits_the_largest_change(method):
+    rng = np.random.default_rng(1)
+    n = 50
+    w = torch.full((4, n), 1 / n, dtype=torch.float64)
+    g = torch.as_tensor(rng.normal(size=(4, n)) * 1e-7)
+    new, step = outer_step(w, g, 0, OuterConfig(method=method, lr="auto", max_change=0.1))
+    assert torch.allclose(new.sum(1), torch.ones(4, dtype=torch.float64))
+    assert (new >= 0).all()
+    # the first-order change (before projection / renormalisation) is exactly max_change / N
+    direction = g if method == "pgd" else w * (g - (w * g).sum(1, keepdim=True))
+    assert step * float(direction.abs().max()) * n == pytest.approx(0.1)
+    assert 0.08 < float((new - w).abs().max()) * n < 0.12
+    # and the step lowers a linear objective (descent direction)
+    assert float((new * g).sum()) < float((w * g).sum())
+
+
+def test_linear_decay_reaches_zero_at_the_end():
+    w = torch.full((1, 3), 1 / 3, dtype=torch.float64)
+    g = torch.tensor([[1.0, 0.0, -1.0]], dtype=torch.float64)
+    cfg = OuterConfig(epochs=10, method="pgd", lr=0.01)
+    assert outer_step(w, g, 0, cfg)[1] == pytest.approx(0.01)
+    assert outer_step(w, g, 5, cfg)[1] == pytest.approx(0.005)
