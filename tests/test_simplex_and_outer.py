@@ -5,7 +5,7 @@ import pytest
 import torch
 from scipy.optimize import minimize
 
-from learnlaw.policy.outer import OuterConfig, outer_step
+from learnlaw.policy.outer import OuterConfig, calibrate_base_step, outer_step
 from learnlaw.policy.simplex import project_rows_to_simplex
 
 
@@ -47,7 +47,8 @@ def test_auto_step_limits_the_largest_change(method):
     n = 50
     w = torch.full((4, n), 1 / n, dtype=torch.float64)
     g = torch.as_tensor(rng.normal(size=(4, n)) * 1e-7)
-    new, step = outer_step(w, g, 0, OuterConfig(method=method, lr="auto", max_change=0.1))
+    cfg = OuterConfig(method=method, lr="auto", max_change=0.1)
+    new, step = outer_step(w, g, 0, cfg, calibrate_base_step(w, g, cfg))
     assert torch.allclose(new.sum(1), torch.ones(4, dtype=torch.float64))
     assert (new >= 0).all()
     # the first-order change (before projection / renormalisation) is exactly max_change / N
@@ -62,5 +63,7 @@ def test_linear_decay_reaches_zero_at_the_end():
     w = torch.full((1, 3), 1 / 3, dtype=torch.float64)
     g = torch.tensor([[1.0, 0.0, -1.0]], dtype=torch.float64)
     cfg = OuterConfig(epochs=10, method="pgd", lr=0.01)
-    assert outer_step(w, g, 0, cfg)[1] == pytest.approx(0.01)
-    assert outer_step(w, g, 5, cfg)[1] == pytest.approx(0.005)
+    base = calibrate_base_step(w, g, cfg)
+    assert base == 0.01
+    assert outer_step(w, g, 0, cfg, base)[1] == pytest.approx(0.01)
+    assert outer_step(w, g, 5, cfg, base)[1] == pytest.approx(0.005)

@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 
 from learnlaw.curves import read_curve
-from learnlaw.examples import example_curve_path
+from learnlaw.examples import example_curve_path, example_warmup
 from learnlaw.laws import MomentumLaw, save_fit
 from learnlaw.laws.metrics import curve_metrics
 from learnlaw.planning import sweep_wsd_fraction
@@ -29,8 +29,14 @@ PREDICT = ("wsd", "multistep")
 def law_demo(out: Path) -> dict[str, Any]:
     """Fit on the constant and cosine example runs, predict the others, sweep WSD fractions."""
     out.mkdir(parents=True, exist_ok=True)
-    curves = {name: read_curve(example_curve_path(name)) for name in (*FIT_ON, *PREDICT)}
-    law = MomentumLaw().fit([curves[n] for n in FIT_ON])
+    warmup = example_warmup()
+    curves = {
+        name: read_curve(example_curve_path(name), warmup_steps=warmup)
+        for name in (*FIT_ON, *PREDICT)
+    }
+    # These runs are 2,000 steps long: lambda = 0.999 (a ~1,000-step memory, right for 24K-step
+    # runs) is too slow for them, so lambda is chosen from the grid by fit quality.
+    law = MomentumLaw(lam="auto").fit([curves[n] for n in FIT_ON])
     save_fit(law, out / "fit.json")
     panels, errors = [], {}
     for name, curve in curves.items():

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from importlib import resources
 from pathlib import Path
 
@@ -15,3 +16,9 @@ def example_curve_path(name: str) -> Path:
             f"no example curve {name!r}; expected one of {', '.join(EXAMPLE_SCHEDULES)}"
         )
     return Path(str(resources.files("learnlaw") / "data" / "curves" / f"{name}.csv"))
+
+
+def example_warmup() -> int:
+    """The warmup of the example runs (their CSV rows start after it)."""
+    runs = Path(str(resources.files("learnlaw") / "data" / "curves" / "runs.json"))
+    return int(json.loads(runs.read_text(encoding="utf-8"))["warmup"])

@@ -10,6 +10,7 @@ import sys
 
 import click
 
+from learnlaw.cli.analyze import analyze
 from learnlaw.cli.demo import demo
 from learnlaw.cli.law import law
 from learnlaw.cli.policy import policy
@@ -26,6 +27,7 @@ def cli() -> None:
 cli.add_command(law)
 cli.add_command(schedule)
 cli.add_command(policy)
+cli.add_command(analyze)
 cli.add_command(demo)
 
 

@@ -21,15 +21,28 @@ from learnlaw.cli.policy import print_summary
 @click.option("--quiet", is_flag=True, help="No progress bar.")
 def demo(out, quiet):
     """Learn a data policy for the perceptron and predict loss curves with a fitted law."""
+    from learnlaw.analysis.analyze import analyze_run
     from learnlaw.demo import law_demo, policy_demo
 
     out = Path(out)
     click.echo("== Optimal learning: a data policy for the perceptron (config perceptron-demo)")
     metrics = policy_demo(out / "policy", quiet)
     print_summary(metrics, out / "policy")
+    analysis = analyze_run(out / "policy")
+    sim = analysis["sim"]
+    click.echo(
+        f"Learning Law: SIM uniform {sim['uniform']:.3f} -> learned {sim['learned']:.3f}; "
+        f"step law |dB|/B {100 * analysis['step_law']['B_improvement']:.1f}%, "
+        f"|dbeta|/beta {100 * analysis['step_law']['beta_improvement']:.1f}%"
+    )
+    click.echo(f"report: {out / 'policy' / 'report.html'}")
     click.echo("\n== Loss-curve law: momentum law fitted on the shipped constant + cosine runs")
     result = law_demo(out / "laws")
-    click.echo("  " + "  ".join(f"{k} = {v:.4g}" for k, v in result["params"].items()))
+    click.echo(
+        "  "
+        + "  ".join(f"{k} = {v:.4g}" for k, v in result["params"].items())
+        + f"  (lambda {result['lam']})"
+    )
     for name, m in result["errors"].items():
         click.echo(
             f"  predicts the unseen {name} run with PredE {percent(m['pred_error'])}, "

@@ -12,10 +12,21 @@ from learnlaw.errors import UserError
 from learnlaw.files import write_json
 from learnlaw.laws.base import FIT_FORMAT, FIT_FORMAT_VERSION, Law, Run, as_run
 from learnlaw.laws.momentum import MomentumLaw
+from learnlaw.laws.multipower import MultiPowerLaw
 
-LAWS: dict[str, type[Law]] = {"momentum": MomentumLaw}
+LAWS: dict[str, type[Law]] = {"momentum": MomentumLaw, "multipower": MultiPowerLaw}
 
-__all__ = ["LAWS", "Law", "MomentumLaw", "Run", "as_run", "load_fit", "make_law", "save_fit"]
+__all__ = [
+    "LAWS",
+    "Law",
+    "MomentumLaw",
+    "MultiPowerLaw",
+    "Run",
+    "as_run",
+    "load_fit",
+    "make_law",
+    "save_fit",
+]
 
 
 def make_law(name: str, *, lam: str | float = "0.999", size_scaling: bool = False) -> Law:

@@ -4,10 +4,12 @@
 - ``eg``: exponentiated gradient (mirror descent), W <- W * exp(-s * G), rows renormalised;
   weights never reach exact zero, so zero-weight statistics need a threshold.
 
-The step size s decays linearly to 0 over the epochs (as in the reference) when
-``decay="linear"``. With ``lr="auto"`` the base step is set each epoch so that the largest
-first-order change of any weight is ``max_change / N``: raw hypergradient scales differ across
-tasks by orders of magnitude, a weight change relative to the uniform 1/N does not.
+The step size s = base * (1 - epoch / epochs) decays linearly to 0 (as in the reference) when
+``decay="linear"``. With ``lr="auto"`` the base is calibrated once, on the first epoch's
+hypergradient, so that the largest first-order weight change of that epoch is
+``max_change / N``: raw hypergradient scales differ across tasks by orders of magnitude, a
+weight change relative to the uniform 1/N does not. (Re-calibrating every epoch was measured to
+stall: as the policy concentrates, a few extreme gradients shrink every later step.)
 """
 
 from __future__ import annotations
@@ -53,26 +55,29 @@ def decay_factor(config: OuterConfig, epoch: int) -> float:
     return 1.0 - epoch / config.epochs
 
 
+def _direction(weights: torch.Tensor, grads: torch.Tensor, method: str) -> torch.Tensor:
+    """First-order change of the weights per unit step (before projection / renormalisation)."""
+    if method == "pgd":
+        return -grads
+    # exponentiated gradient: d w_n = -s w_n (g_n - sum_m w_m g_m)
+    return -weights * (grads - (weights * grads).sum(dim=1, keepdim=True))
+
+
+def calibrate_base_step(weights: torch.Tensor, grads: torch.Tensor, config: OuterConfig) -> float:
+    """The base step: ``config.lr``, or for "auto" the step whose largest change is max_change/N."""
+    if config.lr != "auto":
+        return float(config.lr)
+    scale = float(_direction(weights, grads, config.method).abs().max())
+    return config.max_change / (weights.shape[1] * scale) if scale > 0 else 0.0
+
+
 def outer_step(
-    weights: torch.Tensor, grads: torch.Tensor, epoch: int, config: OuterConfig
+    weights: torch.Tensor, grads: torch.Tensor, epoch: int, config: OuterConfig, base_step: float
 ) -> tuple[torch.Tensor, float]:
     """The policy after one outer epoch, and the step size used."""
-    n = weights.shape[1]
+    step = base_step * decay_factor(config, epoch)
     if config.method == "pgd":
-        if config.lr == "auto":
-            scale = float(grads.abs().max())
-            base = config.max_change / (n * scale) if scale > 0 else 0.0
-        else:
-            base = float(config.lr)
-        step = base * decay_factor(config, epoch)
         return project_rows_to_simplex(weights - step * grads), step
-    # exponentiated gradient: the first-order change of w_n is -s w_n (g_n - sum_m w_m g_m)
     centred = grads - (weights * grads).sum(dim=1, keepdim=True)
-    if config.lr == "auto":
-        scale = float((weights * centred).abs().max())
-        base = config.max_change / (n * scale) if scale > 0 else 0.0
-    else:
-        base = float(config.lr)
-    step = base * decay_factor(config, epoch)
     logits = torch.log(weights.clamp_min(torch.finfo(weights.dtype).tiny)) - step * centred
     return torch.softmax(logits, dim=1), step

@@ -22,7 +22,7 @@ from tqdm.auto import tqdm
 from learnlaw.analysis.metrics import acceleration_ratio, loss_auc, speedup_metrics
 from learnlaw.errors import UserError
 from learnlaw.files import atomic_write, versions, write_json, write_text
-from learnlaw.policy.config import RunConfig, config_from_json
+from learnlaw.policy.config import RunConfig
 from learnlaw.policy.engine import (
     DivergenceError,
     Policy,
@@ -30,11 +30,12 @@ from learnlaw.policy.engine import (
     hypergradient,
     run_policy,
 )
-from learnlaw.policy.outer import outer_step
+from learnlaw.policy.outer import calibrate_base_step, outer_step
 from learnlaw.tasks.base import FunctionalTask
 
 CHECKPOINT = "checkpoint.pt"
 CHECKPOINT_FORMAT = ("learnlaw.policy-checkpoint", 1)
+RUN_FORMAT = ("learnlaw.run", 1)  # config.json of a run folder
 DTYPES = {"float64": torch.float64, "float32": torch.float32, "bfloat16": torch.bfloat16}
 
 
@@ -61,6 +62,7 @@ class RunState:
     best_curves: dict[str, np.ndarray] | None = None
     history: list[dict[str, float]] | None = None
     seconds: float = 0.0
+    base_step: float | None = None  # the outer step before decay (calibrated at epoch 0 for "auto")
 
     def save(self, path: Path) -> None:
         blob = {"format": CHECKPOINT_FORMAT, **self.__dict__}
@@ -144,6 +146,8 @@ def optimize_policy(
         write_json(
             out / "config.json",
             {
+                "format": RUN_FORMAT[0],
+                "format_version": RUN_FORMAT[1],
                 "config": resolved,
                 "seed": config.seed,
                 "versions": versions(),
@@ -192,7 +196,11 @@ def optimize_policy(
             state.best_epoch, state.best_score = e, score
             state.best_weights, state.best_curves = state.weights.clone(), run.curves
         if grads is not None:
-            state.weights, record["step_size"] = outer_step(state.weights, grads, e, config.outer)
+            if state.base_step is None:
+                state.base_step = calibrate_base_step(state.weights, grads, config.outer)
+            state.weights, record["step_size"] = outer_step(
+                state.weights, grads, e, config.outer, state.base_step
+            )
         record["seconds"] = time.perf_counter() - t0
         state.history.append(record)
         state.seconds += record["seconds"]
@@ -314,31 +322,13 @@ def run_metrics(task: FunctionalTask, state: RunState, uniform, learned) -> dict
 
 def evaluate_run(out: Path) -> dict[str, Any]:
     """Retrain from theta_0 with the saved policy and recompute the metrics from scratch."""
-    out = Path(out)
-    if not out.is_dir():
-        raise UserError(f"{out}: no such run folder")
-    try:
-        import json
+    from learnlaw.analysis.analyze import load_run
 
-        saved = json.loads((out / "config.json").read_text())
-        config = config_from_json(saved["config"])
-    except FileNotFoundError:
-        raise UserError(f"{out}: config.json is missing (not a finished run folder)") from None
-    except (KeyError, TypeError, ValueError) as exc:
-        raise UserError(f"{out}/config.json: not a learnlaw run config ({exc})") from None
-    weights, segment, steps = load_policy(out / "policy.npz")
-    task = build_task(config)
-    if steps != config.train.steps or weights.shape[1] != task.n_train:
-        raise UserError(
-            f"{out}/policy.npz: shape {weights.shape} does not match the run's configuration"
-        )
-    dtype, device = task.theta0.dtype, task.theta0.device
-    learned = Policy(torch.as_tensor(weights, dtype=dtype, device=device), segment)
-    learned.weights = learned.weights / learned.weights.sum(
-        1, keepdim=True
-    )  # undo float32 rounding
-    uniform = Policy.uniform(steps, task.n_train, segment, dtype, device)
-    eta = config.train.lr
+    config, task, learned = load_run(Path(out))
+    steps, eta = config.train.steps, config.train.lr
+    uniform = Policy.uniform(
+        steps, task.n_train, learned.segment, task.theta0.dtype, task.theta0.device
+    )
     u = run_policy(task, uniform, eta, steps).curves
     lcurves = run_policy(task, learned, eta, steps).curves
     metrics = speedup_metrics(u["test"], lcurves["test"], task.n_classes)

@@ -101,10 +101,18 @@ class FunctionalTask:
             out[split] = total / self.sizes[split]
         return out
 
-    def contributions(self, theta: torch.Tensor, gamma: torch.Tensor) -> torch.Tensor:
-        """CT_n = grad L_dsr(theta) . grad l_n(theta) for every training example (SPEC A3)."""
+    def dots(self, theta: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
+        """grad l_n(theta) . v for every training example: one forward-mode pass (a jvp)."""
+        out = []
+        for a, b in self._chunks("train"):
+            out.append(jvp(lambda th, a=a, b=b: self.losses(th, "train", a, b), (theta,), (v,))[1])
+        return torch.cat(out)
+
+    def contributions(self, theta: torch.Tensor) -> torch.Tensor:
+        """CT_n = grad L_dsr(theta) . grad l_n(theta) for every training example (SPEC A3),
+        with L_dsr the loss on the objective part of the desired set."""
         _, g = self.objective_value_and_grad(theta)
-        return self.dots_and_hvp(theta, gamma, g)[0]
+        return self.dots(theta, g)
 
     def describe(self) -> dict:
         """Facts about the task for config.json (sizes, parameter count)."""

@@ -141,6 +141,12 @@ class PerceptronTask(FunctionalTask):
         p, xv = torch.sigmoid(zv[0]), zv[1]
         return (p - self.y["train"]) * xv, xt @ (gamma * p * (1 - p) * xv)
 
+    def dots(self, theta, v):
+        if not self.config.analytic:
+            return super().dots(theta, v)
+        zv = torch.stack([theta, v]) @ self.xt["train"]
+        return (torch.sigmoid(zv[0]) - self.y["train"]) * zv[1]
+
     @torch.no_grad()
     def evaluate(self, theta):
         if not self.config.analytic:

@@ -1,0 +1,114 @@
+"""Run a table of perceptron configurations and write ``docs/perceptron-configs.md``.
+
+Every experiment is the paper's set-up (``configs/perceptron-reference.toml``: D=128, N=4096,
+K=512, test 512, eta=0.1, T=2000) with a few overrides: the reading of "N(0, 3I)", the size
+of the desired set, label noise, and the outer optimiser. Runs go two at a time, one thread
+each, through the real command line; results are read back from each run's metrics.json.
+
+    python scripts/perceptron_experiments.py --out runs/perceptron-table [--only NAME,...]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+EXPERIMENTS: dict[str, dict[str, object]] = {
+    "reference": {"outer.method": "pgd", "outer.lr": 1e-3},
+    "var-K512-eg": {"outer.method": "eg", "outer.lr": "auto"},
+    "std-K512-eg": {"perceptron.train_scale_is": "std", "outer.method": "eg", "outer.lr": "auto"},
+    "std-K512-pgd": {"perceptron.train_scale_is": "std", "outer.method": "pgd", "outer.lr": "auto"},
+    "var-K2048-eg": {"perceptron.n_desired": 2048, "outer.method": "eg", "outer.lr": "auto"},
+    "std-K2048-eg": {
+        "perceptron.train_scale_is": "std",
+        "perceptron.n_desired": 2048,
+        "outer.method": "eg",
+        "outer.lr": "auto",
+    },
+    "var-K2048-pgd": {"perceptron.n_desired": 2048, "outer.method": "pgd", "outer.lr": "auto"},
+    "var-K512-eg-noise10": {
+        "perceptron.label_noise": 0.1,
+        "outer.method": "eg",
+        "outer.lr": "auto",
+    },
+    "std-K512-eg-noselect": {
+        "perceptron.train_scale_is": "std",
+        "perceptron.select_fraction": 0.0,
+        "outer.method": "eg",
+        "outer.lr": "auto",
+    },
+}
+
+
+def run_one(name: str, overrides: dict, out: Path, epochs: int, minutes: float) -> dict:
+    run_dir = out / name
+    args = [
+        "learnlaw",
+        "policy",
+        "optimize",
+        "--config",
+        "perceptron-reference",
+        "--out",
+        str(run_dir),
+        "--epochs",
+        str(epochs),
+        "--max-minutes",
+        str(minutes),
+        "--quiet",
+        "--set",
+        "train.checkpoint_every=1",
+    ]
+    for key, value in overrides.items():
+        args += ["--set", f"{key}={json.dumps(value) if isinstance(value, str) else value}"]
+    if (run_dir / "checkpoint.pt").exists():
+        args.append("--resume")
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "OMP_WAIT_POLICY": "PASSIVE"}
+    start = time.perf_counter()
+    proc = subprocess.run(args, env=env, capture_output=True, text=True)
+    if proc.returncode != 0:
+        return {"name": name, "error": proc.stderr.strip().splitlines()[-1]}
+    metrics = json.loads((run_dir / "metrics.json").read_text())
+    return {
+        "name": name,
+        "overrides": overrides,
+        "metrics": metrics,
+        "wall": time.perf_counter() - start,
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--out", type=Path, default=ROOT / "runs" / "perceptron-table")
+    parser.add_argument("--epochs", type=int, default=200)
+    parser.add_argument("--minutes", type=float, default=9.0)
+    parser.add_argument("--only", default=None)
+    parser.add_argument("--parallel", type=int, default=2)
+    args = parser.parse_args()
+    names = args.only.split(",") if args.only else list(EXPERIMENTS)
+    with ThreadPoolExecutor(args.parallel) as pool:
+        results = list(
+            pool.map(
+                lambda n: run_one(n, EXPERIMENTS[n], args.out, args.epochs, args.minutes), names
+            )
+        )
+    for r in results:
+        if "error" in r:
+            print(f"{r['name']}: failed: {r['error']}", file=sys.stderr)
+            continue
+        m = r["metrics"]
+        print(
+            f"{r['name']:24} AR {m['acceleration_ratio']:6.2f}  AUC ratio {m['auc_ratio']:.3f}  "
+            f"best epoch {m['best_epoch']:4d} of {m['epochs_run'] - 1}  {m['seconds_per_epoch']:.2f} s/epoch"
+        )
+    (args.out / "results.json").write_text(json.dumps(results, indent=2))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,196 @@
+"""Learning-Law analysis: every metric against a brute-force computation; the report renders."""
+
+import json
+import shutil
+import subprocess
+
+import numpy as np
+import pytest
+import torch
+
+from conftest import run_cli
+from learnlaw.analysis.learning_law import Thresholds, sim_statistic, trace_policy
+from learnlaw.analysis.metrics import acceleration_ratio, auc_ratio, compression_ratio
+from learnlaw.policy.config import load_config
+from learnlaw.policy.engine import Policy
+from learnlaw.policy.run import optimize_policy
+from learnlaw.tasks.perceptron import PerceptronConfig, PerceptronTask
+
+
+@pytest.mark.parametrize("analytic", [True, False])
+def test_contributions_equal_per_example_autograd(analytic):
+    task = PerceptronTask(
+        PerceptronConfig(
+            dim=6, n_train=10, n_desired=8, n_test=4, init="normal", analytic=analytic
+        ),
+        seed=2,
+    )
+    theta = task.theta0 + 0.3
+    ct = task.contributions(theta)
+    th = theta.clone().requires_grad_(True)
+    (g_dsr,) = torch.autograd.grad(task.losses(th, "objective").mean(), th)
+    for n in range(task.n_train):
+        (g_n,) = torch.autograd.grad(task.losses(th, "train")[n], th)
+        assert float(ct[n]) == pytest.approx(float(g_dsr @ g_n), rel=1e-10, abs=1e-14)
+
+
+def test_sim_by_hand():
+    gamma = np.array([0.5, 0.5, 0.0])
+    ct = np.array([1.0, 3.0, -5.0])
+    in_use = gamma > 0
+    # weighted mean 2.0; std over the two in use (n-1): sqrt(2)
+    assert sim_statistic(gamma, ct, in_use) == pytest.approx(2.0 / np.sqrt(2.0))
+    assert np.isnan(sim_statistic(gamma, ct, np.array([True, False, False])))
+
+
+def test_trace_properties_by_brute_force():
+    task = PerceptronTask(
+        PerceptronConfig(dim=4, n_train=12, n_desired=8, n_test=4, init="normal"), seed=5
+    )
+    steps = 6
+    rng = np.random.default_rng(0)
+    w = rng.random((steps, 12)) + 0.2
+    w[:, :4] = 0.0  # the policy drops four examples at every step
+    w /= w.sum(1, keepdims=True)
+    policy = Policy(torch.as_tensor(w), 1)
+    th = Thresholds(zero_weight=0.01, fitted_loss=0.3, small_weight=0.2)
+    trace = trace_policy(task, policy, 0.5, steps, stride=2, snapshot_steps=(2,), thresholds=th)
+    assert trace.steps.tolist() == [0, 2, 4]
+    theta = task.theta0.clone()
+    for t in range(steps):
+        if t % 2 == 0:
+            k = t // 2
+            ct = task.contributions(theta).numpy()
+            loss = task.losses(theta, "train").numpy()
+            zero, harmful, fitted = w[t] < 0.01 / 12, ct <= 0, loss < 0.3
+            assert trace.zero_weights[k] == 4
+            assert trace.sim[k] == pytest.approx(np.sum(w[t] * ct) / np.std(ct[~zero], ddof=1))
+            if harmful.any():
+                assert trace.prop1_share[k] == pytest.approx((harmful & zero).sum() / harmful.sum())
+            small = w[t] < 0.2 * w[t].max()
+            if fitted.any():
+                assert trace.prop2_share[k] == pytest.approx((fitted & small).sum() / fitted.sum())
+            if t == 2:
+                assert np.allclose(trace.snapshots[2]["ct"], ct)
+        theta = theta - 0.5 * task.train_gradient(theta, torch.as_tensor(w[t]))
+
+
+def test_speedup_metrics_by_hand():
+    conv = np.array([9.0, 5.0, 4.0, 3.0, 2.0])
+    fast = np.array([9.0, 3.0, 2.0, 1.5, 1.0])
+    assert acceleration_ratio(conv, fast) == pytest.approx(4 / 2)  # fast reaches 2.0 at t=2
+    assert acceleration_ratio(fast, conv) == pytest.approx(2 / 4)  # the slower one: t'/T
+    assert auc_ratio(conv, fast) == pytest.approx(14 / 7.5)
+    assert compression_ratio(conv, 2, 2) == pytest.approx(4 * 1 / 14)
+    assert compression_ratio(conv, 8, np.e) == pytest.approx(4 * np.log(8) / 14)
+
+
+@pytest.fixture(scope="module")
+def finished_run(tmp_path_factory):
+    out = tmp_path_factory.mktemp("run")
+    cfg = load_config(
+        None,
+        "perceptron",
+        {
+            "perceptron.dim": 8,
+            "perceptron.n_train": 64,
+            "perceptron.n_desired": 64,
+            "perceptron.n_test": 32,
+            "perceptron.train_scale_is": "std",
+            "train.steps": 60,
+            "train.lr": 0.5,
+            "outer.epochs": 6,
+            "outer.method": "pgd",
+            "outer.lr": "auto",
+            "outer.max_change": 2.0,
+        },
+    )
+    optimize_policy(cfg, out, quiet=True)
+    return out
+
+
+def test_analyze_writes_json_and_report(finished_run, capsys):
+    code, _out, err = run_cli(["analyze", finished_run], capsys)
+    assert code == 0, err
+    a = json.loads((finished_run / "analysis.json").read_text())
+    for key in (
+        "sim",
+        "property1",
+        "property2",
+        "property3",
+        "step_law",
+        "compression_ratio",
+        "auc",
+        "acceleration_ratio",
+        "thresholds",
+        "paper",
+    ):
+        assert key in a
+    assert set(a["compression_ratio"]) >= {"log2", "ln"}
+    metrics = json.loads((finished_run / "metrics.json").read_text())
+    assert a["acceleration_ratio"] == pytest.approx(metrics["acceleration_ratio"], rel=1e-6)
+    assert a["step_law"]["acceleration_measured"] == a["acceleration_ratio"]
+    page = (finished_run / "report.html").read_text()
+    assert page.count("data:image/png;base64,") == 5 and 'src="http' not in page
+
+
+def test_report_renders_in_headless_chromium(finished_run, tmp_path, capsys):
+    browser = shutil.which("chromium") or shutil.which("chromium-browser")
+    if browser is None:
+        pytest.skip("chromium is not installed")
+    if not (finished_run / "report.html").exists():
+        run_cli(["analyze", finished_run], capsys)
+    # the page's own script reports how many images decoded, in the title of the dumped DOM
+    probe = tmp_path / "probe.html"
+    page = (finished_run / "report.html").read_text()
+    probe.write_text(
+        page.replace(
+            "</body>",
+            """<script>
+window.addEventListener('load', () => {
+  const imgs = [...document.images];
+  const ok = imgs.filter(i => i.complete && i.naturalWidth > 0).length;
+  document.title = 'IMAGES ' + ok + '/' + imgs.length;
+});</script></body>""",
+        )
+    )
+    result = subprocess.run(
+        [
+            browser,
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--disable-background-networking",
+            "--disable-component-update",
+            "--disable-sync",
+            "--no-first-run",
+            f"--user-data-dir={tmp_path / 'profile'}",
+            "--virtual-time-budget=5000",
+            "--dump-dom",
+            probe.as_uri(),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert "<title>IMAGES 5/5</title>" in result.stdout, result.stderr[-2000:]
+
+
+def test_bad_run_folders(tmp_path, finished_run, capsys):
+    def one_line(args, fragment):
+        code, _, err = run_cli(args, capsys)
+        lines = [x for x in err.splitlines() if x.strip()]
+        assert code == 2 and len(lines) == 1 and fragment in lines[0], err
+
+    one_line(["analyze", tmp_path / "missing"], "no such run folder")
+    partial = tmp_path / "partial"
+    partial.mkdir()
+    shutil.copy(finished_run / "config.json", partial / "config.json")
+    one_line(["analyze", partial], "incomplete run (policy.npz is missing)")
+    other = tmp_path / "other"
+    shutil.copytree(finished_run, other, ignore=shutil.ignore_patterns("analysis*", "report.html"))
+    cfg = json.loads((other / "config.json").read_text())
+    cfg["format_version"] = 7
+    (other / "config.json").write_text(json.dumps(cfg))
+    one_line(["analyze", other], "run format 'learnlaw.run' version 7")
+    one_line(["analyze", finished_run, "--stride", "0"], "--stride 0")

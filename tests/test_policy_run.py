@@ -1,0 +1,197 @@
+"""Policy runs: outputs, exact resume after an interruption, evaluate, and bad input."""
+
+import json
+
+import numpy as np
+import pytest
+
+import learnlaw.policy.run as run_module
+from conftest import run_cli
+from learnlaw.errors import UserError
+from learnlaw.policy.config import load_config
+from learnlaw.policy.engine import DivergenceError
+from learnlaw.policy.run import optimize_policy
+
+SMALL = {
+    "perceptron.dim": 8,
+    "perceptron.n_train": 64,
+    "perceptron.n_desired": 32,
+    "perceptron.n_test": 32,
+    "train.steps": 40,
+    "train.lr": 0.5,
+    "outer.epochs": 5,
+    "outer.method": "eg",
+    "outer.lr": "auto",
+}
+
+
+def small_config(**extra):
+    return load_config(None, "perceptron", {**SMALL, **extra})
+
+
+def test_run_writes_every_output(tmp_path):
+    metrics = optimize_policy(small_config(), tmp_path, quiet=True)
+    for name in (
+        "config.json",
+        "checkpoint.pt",
+        "policy.npz",
+        "curves.csv",
+        "metrics.json",
+        "loss_curves.png",
+        "objective.png",
+        "policy_heatmap.png",
+    ):
+        assert (tmp_path / name).exists(), name
+    saved = json.loads((tmp_path / "metrics.json").read_text())
+    for key in (
+        "acceleration_ratio",
+        "auc_ratio",
+        "compression_ratio",
+        "objective_per_epoch",
+        "best_epoch",
+        "seconds_per_epoch",
+    ):
+        assert key in saved
+    assert set(saved["compression_ratio"]) >= {"uniform", "learned", "log_base"}
+    assert len(saved["objective_per_epoch"]) == 6  # epochs 0..5, epoch 0 = the uniform policy
+    assert saved["objective_per_epoch"][-1] < saved["objective_per_epoch"][0]
+    with np.load(tmp_path / "policy.npz") as data:
+        assert data["policy"].shape == (40, 64) and data["policy"].dtype == np.float32
+        assert np.allclose(data["policy"].sum(1), 1, atol=1e-5)
+    cfg = json.loads((tmp_path / "config.json").read_text())
+    assert cfg["seed"] == 0 and "torch" in cfg["versions"] and cfg["config"]["train"]["steps"] == 40
+    curves = np.loadtxt(tmp_path / "curves.csv", delimiter=",", skiprows=1)
+    assert curves.shape == (41, 7)
+    assert metrics["acceleration_ratio"] == saved["acceleration_ratio"]
+
+
+def test_resume_after_interrupt_equals_an_uninterrupted_run(tmp_path, monkeypatch):
+    whole = tmp_path / "whole"
+    optimize_policy(small_config(), whole, quiet=True)
+    part = tmp_path / "part"
+    real = run_module.hypergradient
+    calls = {"n": 0}
+
+    def interrupt_on_third(*args, **kwargs):
+        calls["n"] += 1
+        if calls["n"] == 3:
+            raise KeyboardInterrupt
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(run_module, "hypergradient", interrupt_on_third)
+    with pytest.raises(KeyboardInterrupt):
+        optimize_policy(small_config(), part, quiet=True)
+    monkeypatch.setattr(run_module, "hypergradient", real)
+    optimize_policy(small_config(), part, resume=True, quiet=True)
+    a, b = np.load(whole / "policy.npz")["policy"], np.load(part / "policy.npz")["policy"]
+    assert np.array_equal(a, b)
+    ma, mb = (json.loads((d / "metrics.json").read_text()) for d in (whole, part))
+    assert (
+        ma["objective_per_epoch"] == mb["objective_per_epoch"]
+        and ma["best_epoch"] == mb["best_epoch"]
+    )
+
+
+def test_evaluate_reproduces_the_metrics(tmp_path, capsys):
+    optimize_policy(small_config(), tmp_path, quiet=True)
+    saved = json.loads((tmp_path / "metrics.json").read_text())
+    code, out, err = run_cli(["policy", "evaluate", tmp_path], capsys)
+    assert code == 0, err
+    from learnlaw.policy.run import evaluate_run
+
+    again = evaluate_run(tmp_path)
+    assert again["acceleration_ratio"] == pytest.approx(saved["acceleration_ratio"], rel=1e-6)
+    assert again["auc_ratio"] == pytest.approx(saved["auc_ratio"], rel=1e-6)
+    assert f"{saved['auc_ratio']:.4f}" in out
+
+
+def test_divergence_names_the_epoch_and_keeps_the_last_good_policy(tmp_path, monkeypatch):
+    real = run_module.hypergradient
+    calls = {"n": 0}
+
+    def diverge_on_third(*args, **kwargs):
+        calls["n"] += 1
+        if calls["n"] == 3:
+            raise DivergenceError("the inner run diverged: theta is NaN or infinite at step 17")
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(run_module, "hypergradient", diverge_on_third)
+    with pytest.raises(
+        DivergenceError, match=r"outer epoch 2: .* at step 17; the last good policy is kept"
+    ):
+        optimize_policy(small_config(), tmp_path, quiet=True)
+    state = run_module.RunState.load(tmp_path / "checkpoint.pt")
+    assert state.epoch == 2 and len(state.history) == 2
+
+
+def _one_line(code, err, fragment):
+    lines = [x for x in err.splitlines() if x.strip()]
+    assert code == 2 and len(lines) == 1 and fragment in lines[0], err
+
+
+def test_bad_input_gives_one_line_and_exit_2(tmp_path, capsys):
+    cfg = tmp_path / "bad.toml"
+    cfg.write_text('task = "perceptron"\n[outer]\nepochz = 3\n')
+    _one_line(
+        *run_cli(["policy", "optimize", "--config", cfg, "--out", tmp_path / "a"], capsys)[::2],
+        "unknown key outer.epochz",
+    )
+    _one_line(
+        *run_cli(["policy", "optimize", "--set", "train.steps=0", "--out", tmp_path / "b"], capsys)[
+            ::2
+        ],
+        "train.steps = 0: must be positive",
+    )
+    _one_line(
+        *run_cli(
+            ["policy", "optimize", "--set", "perceptron.label_noise=1.5", "--out", tmp_path / "c"],
+            capsys,
+        )[::2],
+        "label_noise = 1.5: must be in [0, 1]",
+    )
+    _one_line(
+        *run_cli(
+            ["policy", "optimize", "--set", "outer.method=adam", "--out", tmp_path / "d"], capsys
+        )[::2],
+        "outer.method = 'adam'",
+    )
+    _one_line(
+        *run_cli(
+            ["policy", "optimize", "--set", "train.device=cuda", "--out", tmp_path / "e"], capsys
+        )[::2],
+        "no CUDA GPU is available",
+    )
+    args = [f"--set={k}={json.dumps(v) if isinstance(v, str) else v}" for k, v in SMALL.items()]
+    _one_line(
+        *run_cli(
+            ["policy", "optimize", *args, "--set", "train.lr=1e308", "--out", tmp_path / "f"],
+            capsys,
+        )[::2],
+        "diverged",
+    )
+    run_dir = tmp_path / "g"
+    assert run_cli(["policy", "optimize", *args, "--quiet", "--out", run_dir], capsys)[0] == 0
+    _one_line(
+        *run_cli(["policy", "optimize", *args, "--out", run_dir], capsys)[::2],
+        "already holds a run",
+    )
+    _one_line(
+        *run_cli(
+            ["policy", "optimize", *args, "--set", "train.lr=0.3", "--resume", "--out", run_dir],
+            capsys,
+        )[::2],
+        "different configuration (train.lr differ)",
+    )
+    (run_dir / "checkpoint.pt").write_bytes(b"not a checkpoint")
+    _one_line(
+        *run_cli(["policy", "optimize", *args, "--resume", "--out", run_dir], capsys)[::2],
+        "not a readable checkpoint",
+    )
+    _one_line(
+        *run_cli(["policy", "evaluate", tmp_path / "nowhere"], capsys)[::2], "no such run folder"
+    )
+
+
+def test_config_values_are_type_checked():
+    with pytest.raises(UserError, match=r"train\.steps = 'many': expected an integer"):
+        load_config(None, "perceptron", {"train.steps": "many"})
