@@ -40,17 +40,21 @@ ALL = [
     "wsdcon_9",
     "wsdcon_18",
 ]
-PUBLISHED = {"momentum": {"25M": 0.0014, "100M": 0.0022, "400M": 0.0025}}
+PUBLISHED = {
+    "momentum": {"25M": 0.0014, "100M": 0.0022, "400M": 0.0025},
+    "multipower": {"25M": 0.0012, "100M": 0.0013, "400M": 0.0019},
+}
 LAW_OPTIONS = {
     "momentum": ("momentum", {"lam": 0.999}),
     "momentum-auto": ("momentum", {"lam": "auto"}),
+    "multipower": ("multipower", {}),
 }
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=3)
-    parser.add_argument("--laws", default="momentum,momentum-auto")
+    parser.add_argument("--laws", default="momentum,momentum-auto,multipower")
     parser.add_argument("--sizes", default="25M,100M,400M")
     args = parser.parse_args()
     if not DATA.is_dir():
@@ -62,6 +66,7 @@ def main() -> None:
     print("-" * len(header))
     for size in args.sizes.split(","):
         curves = {n: read_curve(DATA / size / f"{n}.csv", warmup_steps=2160) for n in ALL}
+        # both splits predict the standard split's six held-out files
         for split, fit_names in SPLITS.items():
             held_out = [n for n in ALL if n not in SPLITS["standard"]]
             for label in args.laws.split(","):

@@ -90,7 +90,17 @@ def main() -> None:
     parser.add_argument("--minutes", type=float, default=9.0)
     parser.add_argument("--only", default=None)
     parser.add_argument("--parallel", type=int, default=2)
+    parser.add_argument(
+        "--table-only", action="store_true", help="Rewrite the table from results.json."
+    )
     args = parser.parse_args()
+    if args.table_only:
+        write_table(
+            json.loads((args.out / "results.json").read_text()),
+            ROOT / "docs" / "perceptron-configs-table.md",
+            args,
+        )
+        return
     names = args.only.split(",") if args.only else list(EXPERIMENTS)
     with ThreadPoolExecutor(args.parallel) as pool:
         results = list(
@@ -108,6 +118,40 @@ def main() -> None:
             f"best epoch {m['best_epoch']:4d} of {m['epochs_run'] - 1}  {m['seconds_per_epoch']:.2f} s/epoch"
         )
     (args.out / "results.json").write_text(json.dumps(results, indent=2))
+    write_table(results, ROOT / "docs" / "perceptron-configs-table.md", args)
+
+
+def describe(overrides: dict) -> tuple[str, str, str, str]:
+    reading = overrides.get("perceptron.train_scale_is", "variance")
+    k = str(overrides.get("perceptron.n_desired", 512))
+    noise = f"{overrides.get('perceptron.label_noise', 0.0):.0%}"
+    outer = f"{overrides.get('outer.method', 'pgd')}, lr {overrides.get('outer.lr', 'auto')}"
+    if overrides.get("perceptron.select_fraction") == 0.0:
+        outer += ", no selection split"
+    return reading, k, noise, outer
+
+
+def write_table(results: list[dict], path: Path, args) -> None:
+    lines = [
+        f"<!-- written by scripts/perceptron_experiments.py: --epochs {args.epochs} "
+        f"--minutes {args.minutes}, {args.parallel} runs at a time, one thread each -->",
+        "| experiment | N(0,3I) read as | desired K | label noise | outer optimiser | epochs run | "
+        "kept epoch | test AR | test AUC ratio | test CR uniform -> learned | s / epoch |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for r in results:
+        if "error" in r:
+            lines.append(f"| {r['name']} | failed: {r['error']} |")
+            continue
+        m = r["metrics"]
+        reading, k, noise, outer = describe(r["overrides"])
+        cr = m["compression_ratio"]
+        lines.append(
+            f"| {r['name']} | {reading} | {k} | {noise} | {outer} | {m['epochs_run'] - 1} | "
+            f"{m['best_epoch']} | {m['acceleration_ratio']:.2f} | {m['auc_ratio']:.3f} | "
+            f"{cr['uniform']:.2f} -> {cr['learned']:.2f} | {m['seconds_per_epoch']:.2f} |"
+        )
+    path.write_text("\n".join(lines) + "\n")
 
 
 if __name__ == "__main__":

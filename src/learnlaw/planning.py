@@ -114,3 +114,95 @@ def sweep_wsd_fraction(
     if not out:
         raise UserError(f"no decay fraction fits after a warmup of {warmup} steps in {total} steps")
     return out
+
+
+@dataclass
+class OptimizedSchedule:
+    """The result of ``optimize_schedule``: per-step LR, its predicted final loss, a summary."""
+
+    lrs: np.ndarray  # steps 0..total-1 (warmup included)
+    final_loss: float
+    decay_start: int  # first step below 99% of the peak
+    decay_power: float  # p in lr = min + (peak - min) (1 - tau)^p over the decay
+    iterations: int
+
+
+def optimize_schedule(
+    law: Law,
+    total: int,
+    peak: float,
+    *,
+    warmup: int = 0,
+    min_lr: float = 0.0,
+    iterations: int = 3000,
+    model_size: float | None = None,
+) -> OptimizedSchedule:
+    """Minimise the law's predicted final loss over non-increasing schedules (SPEC B2).
+
+    The schedule after warmup is peak minus the running sum of non-negative per-step
+    decrements (kept >= 0 by clipping after every Adam step), clipped to [min_lr, peak].
+    Starts from the cosine schedule's decrements. Needs a law whose ``final_loss_torch``
+    is differentiable in the schedule (the Multi-Power Law).
+    """
+    import torch
+
+    if not hasattr(law, "final_loss_torch"):
+        raise UserError(
+            f"the {law.name} law cannot design a schedule: its optimal schedule is degenerate "
+            "(stay at the peak, then drop to zero at the last step); fit --law multipower"
+        )
+    if not 0 <= min_lr < peak:
+        raise UserError(f"--min-lr {min_lr:g}: must be in [0, peak={peak:g})")
+    if total - warmup < 2:
+        raise UserError(f"--total {total} leaves no steps after a warmup of {warmup}")
+    n = total - warmup  # steps after warmup: eta_0 = peak, eta_1..eta_n
+    scale = (peak - min_lr) / n
+    cosine = parse_schedule(f"cosine:peak={peak},final={min_lr},warmup={warmup},total={total}")
+    start_eta = cosine.values(total + 1)[warmup:]
+    v = torch.tensor(
+        np.maximum(start_eta[:-1] - start_eta[1:], 0.0) / scale,
+        dtype=torch.float64,
+        requires_grad=True,
+    )
+    opt = torch.optim.Adam([v], lr=0.05)
+    best_loss, best_v = float("inf"), v.detach().clone()
+
+    def schedule_of(v: torch.Tensor) -> torch.Tensor:
+        eta = peak - scale * torch.cumsum(v, 0)
+        return torch.cat([torch.tensor([peak], dtype=torch.float64), eta.clamp(min_lr, peak)])
+
+    for _ in range(iterations):
+        opt.zero_grad()
+        loss = law.final_loss_torch(schedule_of(v), warmup, model_size)
+        if loss.item() < best_loss:
+            best_loss, best_v = loss.item(), v.detach().clone()
+        loss.backward()
+        opt.step()
+        with torch.no_grad():
+            v.clamp_(min=0.0)
+    eta = schedule_of(best_v).detach().numpy()
+    warm = peak * np.arange(warmup) / max(warmup, 1)
+    lrs = np.concatenate([warm, eta])[:total]  # training steps 0..total-1
+    # report the law's prediction for exactly the schedule written out (its step `total` holds
+    # the last LR), not the optimiser's internal value
+    final = float(
+        law.predict(
+            Schedule.from_array(lrs), np.array([total]), warmup_steps=warmup, model_size=model_size
+        )[0]
+    )
+    start, power = summarize_decay(lrs, peak, min_lr)
+    return OptimizedSchedule(lrs, final, start, power, iterations)
+
+
+def summarize_decay(lrs: np.ndarray, peak: float, min_lr: float) -> tuple[int, float]:
+    """(first step below 99% of the peak after warmup, the power p that best fits the decay)."""
+    top = int(np.argmax(lrs >= peak * (1 - 1e-12)))
+    below = np.flatnonzero(lrs[top:] < 0.99 * peak)
+    if len(below) == 0:
+        return len(lrs), float("nan")
+    start = top + int(below[0])
+    tau = (np.arange(start, len(lrs)) - start) / (len(lrs) - start)
+    target = lrs[start:]
+    powers = np.linspace(0.2, 5.0, 481)
+    errs = [np.sum((min_lr + (peak - min_lr) * (1 - tau) ** p - target) ** 2) for p in powers]
+    return start, float(powers[int(np.argmin(errs))])

@@ -24,6 +24,7 @@ class CurvePanel:
     lrs: np.ndarray
     real: np.ndarray | None = None
     fitted: bool = False
+    band: tuple[np.ndarray, np.ndarray] | None = None  # a prediction band (low, high)
 
 
 def _colors(n: int):
@@ -54,6 +55,10 @@ def plot_predictions(
         if panel.real is not None:
             ax_loss.plot(panel.steps, panel.real, "o", ms=2.2, color=color, alpha=0.55)
         ax_loss.plot(panel.steps, panel.predicted, "-", lw=1.4, color=color, label=panel.name + tag)
+        if panel.band is not None:
+            ax_loss.fill_between(
+                panel.steps, panel.band[0], panel.band[1], color=color, alpha=0.2, lw=0
+            )
         if panel.real is not None:
             rel = 100 * (panel.predicted - panel.real) / panel.real
             axes[1].plot(panel.steps, rel, "-", lw=1, color=color)
@@ -99,5 +104,36 @@ def plot_sweep(fractions: np.ndarray, losses: np.ndarray, out: str | Path, title
     ax.set_title(title)
     ax.grid(alpha=0.3)
     ax.legend()
+    fig.tight_layout()
+    return save_figure(fig, out)
+
+
+def plot_law_comparison(
+    curves, predictions: dict[str, dict[str, np.ndarray]], out: str | Path
+) -> Path:
+    """One panel per curve: the real losses and each law's prediction, with relative errors."""
+    n = len(curves)
+    cols = min(3, n)
+    rows = -(-n // cols)
+    fig, axes = plt.subplots(rows, cols, figsize=(5 * cols, 3.6 * rows), squeeze=False)
+    for ax, curve in zip(axes.flat, curves):
+        ax.plot(curve.steps, curve.losses, "o", ms=2, color="0.3", alpha=0.6, label="real")
+        for (name, preds), color in zip(predictions.items(), ("C0", "C3", "C2")):
+            err = 100 * np.mean(np.abs(preds[curve.name] - curve.losses) / curve.losses)
+            ax.plot(
+                curve.steps,
+                preds[curve.name],
+                "-",
+                color=color,
+                lw=1.3,
+                label=f"{name} ({err:.3f}%)",
+            )
+        ax.set_title(curve.name, fontsize=10)
+        ax.set_xlabel("step")
+        ax.set_ylabel("loss")
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=7.5)
+    for ax in list(axes.flat)[n:]:
+        ax.axis("off")
     fig.tight_layout()
     return save_figure(fig, out)

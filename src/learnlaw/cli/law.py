@@ -1,15 +1,17 @@
-"""``learnlaw law fit | predict``: fit a loss-curve law, predict curves with it."""
+"""``learnlaw law fit | predict | compare``: fit loss-curve laws, predict curves with them."""
 
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import click
 import numpy as np
 
 from learnlaw.cli.common import note, percent, read_curves, table, warn
-from learnlaw.curves import LossCurve, parse_model_size, write_curve_csv
+from learnlaw.curves import LossCurve, parse_model_size
 from learnlaw.errors import UserError
+from learnlaw.files import write_text
 from learnlaw.laws import LAWS, load_fit, make_law, save_fit
 from learnlaw.laws.base import Law, as_run
 from learnlaw.laws.metrics import curve_metrics
@@ -57,7 +59,17 @@ def _size_option(text: str | None) -> float | None:
     help="LR schedule spec for files without an LR column (once, or once per file).",
 )
 @click.option("--loss-column", default=None, help="Column or tag holding the loss.")
-@click.option("--size-scaling", is_flag=True, help="Fit the model-size extension (needs sizes).")
+@click.option("--size-scaling", is_flag=True, help="Momentum law: fit the model-size extension.")
+@click.option(
+    "--bootstrap",
+    type=int,
+    default=0,
+    show_default=True,
+    help="Also refit on N resamplings of the points, for 'law predict --bands'.",
+)
+@click.option(
+    "--seed", type=int, default=0, show_default=True, help="Seed of the bootstrap resampling."
+)
 @click.option(
     "-o", "--output", required=True, type=click.Path(dir_okay=False), help="FIT.json to write."
 )
@@ -65,7 +77,17 @@ def _size_option(text: str | None) -> float | None:
     "--plot", type=click.Path(dir_okay=False), default=None, help="Also plot the fit (PNG)."
 )
 def fit_command(
-    files, law_name, lam, warmup_steps, schedules, loss_column, size_scaling, output, plot
+    files,
+    law_name,
+    lam,
+    warmup_steps,
+    schedules,
+    loss_column,
+    size_scaling,
+    bootstrap,
+    seed,
+    output,
+    plot,
 ):
     """Fit a law jointly to the loss curves in FILES and write it to FIT.json.
 
@@ -75,8 +97,12 @@ def fit_command(
     curves = read_curves(
         files, loss_column=loss_column, warmup_steps=warmup_steps, schedules=schedules
     )
+    if size_scaling and law_name != "momentum":
+        raise UserError("--size-scaling goes with --law momentum")
     model = make_law(law_name, lam=lam, size_scaling=size_scaling)
     model.fit(curves)
+    if bootstrap:
+        model.bootstrap(curves, bootstrap, seed)
     save_fit(model, output)
     info = model.fit_info_
     points = sum(c["points"] for c in info["curves"])
@@ -97,6 +123,8 @@ def fit_command(
         for c in info["curves"]
     ]
     click.echo(table(rows, ("curve", "points", "steps", "warmup", "PredE", "R^2")))
+    if bootstrap:
+        click.echo(f"bootstrap: {bootstrap} refits on resampled points stored for --bands")
     if plot:
         _plot(model, curves, plot, fitted=True)
         click.echo(f"wrote {plot}")
@@ -111,6 +139,18 @@ def fit_warmup(model: Law) -> int | None:
     """The warmup every fitted curve shared, if they agree."""
     warmups = {c.get("warmup_steps") for c in model.fit_info_.get("curves", [])}
     return warmups.pop() if len(warmups) == 1 else None
+
+
+def apply_fit_warmup(
+    model: Law, curves: list[LossCurve], warmup_steps: int | None, quiet: bool
+) -> None:
+    """Curves read without --warmup-steps and with no warmup in their LR get the fit's."""
+    default = fit_warmup(model)
+    for c in curves:
+        if warmup_steps is None and c.warmup_steps == 0 and default:
+            c.warmup_steps = default
+            if not quiet:
+                note(f"{c.name}: using the fit's warmup of {default} steps (--warmup-steps)")
 
 
 @law.command("predict")
@@ -133,13 +173,19 @@ def fit_warmup(model: Law) -> int | None:
     default=None,
     help="Predict this schedule (spec string) instead of files.",
 )
-@click.option("--steps", type=int, default=None, help="With --schedule: predict steps 1..N.")
+@click.option("--steps", type=int, default=None, help="With --schedule: predict up to step N.")
 @click.option(
     "--csv",
     "csv_out",
     type=click.Path(dir_okay=False),
     default=None,
     help="With --schedule: write step,lr,loss to this CSV.",
+)
+@click.option(
+    "--bands", is_flag=True, help="Add the bootstrap band (needs a fit made with --bootstrap)."
+)
+@click.option(
+    "--level", type=float, default=0.9, show_default=True, help="Coverage of the --bands band."
 )
 @click.option(
     "--model-size", default=None, help="Model size for fits with size scaling (400M, 1.7B)."
@@ -154,77 +200,99 @@ def predict_command(
     schedule_spec,
     steps,
     csv_out,
+    bands,
+    level,
     model_size,
 ):
     """Predict the loss curves of FILES (and score them), or of a --schedule nobody has run."""
     model = load_fit(fit_file)
     size = _size_option(model_size)
+    if not 0 < level < 1:
+        raise UserError(f"--level {level}: must be in (0, 1)")
     if schedule_spec is not None:
         if files:
             raise UserError("give either FILES or --schedule, not both")
-        _predict_schedule(model, schedule_spec, steps, warmup_steps, size, csv_out, plot, as_json)
+        _predict_schedule(
+            model,
+            schedule_spec,
+            steps,
+            warmup_steps,
+            size,
+            csv_out,
+            plot,
+            as_json,
+            level if bands else None,
+        )
         return
     if not files:
         raise UserError("give loss-curve FILES to predict, or --schedule SPEC --steps N")
     if steps is not None or csv_out is not None:
         raise UserError("--steps and --csv go with --schedule")
     curves = read_curves(files, loss_column=loss_column, warmup_steps=warmup_steps)
-    default_warmup = fit_warmup(model)
-    for c in curves:
-        if warmup_steps is None and c.warmup_steps == 0 and default_warmup:
-            c.warmup_steps = default_warmup
-            if not as_json:
-                note(f"{c.name}: using the fit's warmup of {default_warmup} steps (--warmup-steps)")
+    apply_fit_warmup(model, curves, warmup_steps, as_json)
+    per_file, predictions, all_rel, band_list = [], [], [], []
+    for path, c in zip(files, curves):
         if size is not None:
             c.model_size = size
-    results = []
-    for path, c in zip(files, curves):
         predicted = model.predict(c)
         _range_warning(model, c)
-        results.append((path, c, predicted, curve_metrics(predicted, c.losses)))
-    per_file = [
-        {
-            "file": p,
+        m = curve_metrics(predicted, c.losses)
+        entry = {
+            "file": path,
             "pred_error": m["pred_error"],
             "worst_error": m["worst_error"],
             "r2": m["r2"],
             "points": len(c.steps),
         }
-        for p, c, _, m in results
-    ]
-    all_rel = np.concatenate([np.abs(pred - c.losses) / c.losses for _, c, pred, _ in results])
+        if bands:
+            lo, hi = model.predict_bands(c, level=level)
+            entry["band"] = {
+                "level": level,
+                "coverage": float(np.mean((c.losses >= lo) & (c.losses <= hi))),
+                "final": [float(lo[-1]), float(hi[-1])],
+            }
+            band_list.append((lo, hi))
+        per_file.append(entry)
+        predictions.append(predicted)
+        all_rel.append(np.abs(predicted - c.losses) / c.losses)
+    rel = np.concatenate(all_rel)
     overall = {
         "pred_error": float(np.mean([f["pred_error"] for f in per_file])),
-        "worst_error": float(all_rel.max()),
+        "worst_error": float(rel.max()),
         "r2": float(np.mean([f["r2"] for f in per_file])),
-        "points": len(all_rel),
-        "pred_error_pooled": float(all_rel.mean()),
+        "points": len(rel),
+        "pred_error_pooled": float(rel.mean()),
     }
     if plot:
-        _plot(model, curves, plot, predictions=[r[2] for r in results])
+        _plot(model, curves, plot, predictions=predictions, bands=band_list or None)
     if as_json:
         click.echo(json.dumps({"files": per_file, "overall": overall}))
         return
+    header = ["file", "points", "PredE", "worst", "R^2"] + (
+        [f"{level:.0%} band covers"] if bands else []
+    )
     rows = [
-        (
+        [
             f["file"],
             f["points"],
             percent(f["pred_error"]),
             percent(f["worst_error"]),
             f"{f['r2']:.5f}",
-        )
+        ]
+        + ([f"{f['band']['coverage']:.0%} of points"] if bands else [])
         for f in per_file
     ]
     rows.append(
-        (
+        [
             "overall (mean of files)",
             overall["points"],
             percent(overall["pred_error"]),
             percent(overall["worst_error"]),
             f"{overall['r2']:.5f}",
-        )
+        ]
+        + ([""] if bands else [])
     )
-    click.echo(table(rows, ("file", "points", "PredE", "worst", "R^2")))
+    click.echo(table(rows, header))
     if plot:
         click.echo(f"wrote {plot}")
 
@@ -236,7 +304,7 @@ def _range_warning(model: Law, target, steps=None) -> None:
         warn(f"{run.name or 'schedule'}: {message}")
 
 
-def _predict_schedule(model, spec, steps, warmup_steps, size, csv_out, plot, as_json):
+def _predict_schedule(model, spec, steps, warmup_steps, size, csv_out, plot, as_json, level):
     schedule = parse_schedule(spec)
     if warmup_steps is not None and warmup_steps != schedule.warmup:
         raise UserError(
@@ -246,37 +314,56 @@ def _predict_schedule(model, spec, steps, warmup_steps, size, csv_out, plot, as_
     pred = predict_schedule(model, schedule, steps, model_size=size, label=spec)
     _range_warning(model, schedule, pred.steps)
     lrs = schedule.lr(pred.steps)
+    lo = hi = None
+    if level is not None:
+        lo, hi = model.predict_bands(schedule, pred.steps, level=level, model_size=size)
     if csv_out:
-        write_curve_csv(LossCurve(pred.steps, pred.losses, schedule, name=spec), csv_out)
+        cols = ["step", "lr", "loss"] + (["loss_low", "loss_high"] if lo is not None else [])
+        lines = [",".join(cols)]
+        for i, s in enumerate(pred.steps.tolist()):
+            row = [str(s), repr(float(lrs[i])), repr(float(pred.losses[i]))]
+            if lo is not None:
+                row += [repr(float(lo[i])), repr(float(hi[i]))]
+            lines.append(",".join(row))
+        write_text(csv_out, "\n".join(lines) + "\n")
     if plot:
-        plot_predictions(
-            [CurvePanel(spec, pred.steps, pred.losses, pred.lrs)],
-            plot,
-            title=f"{model.name} law: predicted curve",
+        panel = CurvePanel(
+            spec, pred.steps, pred.losses, pred.lrs, band=None if lo is None else (lo, hi)
         )
+        plot_predictions([panel], plot, title=f"{model.name} law: predicted curve")
     if as_json:
-        click.echo(
-            json.dumps(
-                {
-                    "schedule": spec,
-                    "steps": pred.steps.tolist(),
-                    "lr": lrs.tolist(),
-                    "loss": pred.losses.tolist(),
-                }
-            )
-        )
+        obj = {
+            "schedule": spec,
+            "steps": pred.steps.tolist(),
+            "lr": lrs.tolist(),
+            "loss": pred.losses.tolist(),
+        }
+        if lo is not None:
+            obj["band"] = {"level": level, "low": lo.tolist(), "high": hi.tolist()}
+        click.echo(json.dumps(obj))
         return
     marks = np.unique(np.linspace(0, len(pred.steps) - 1, 11).round().astype(int))
-    rows = [(int(pred.steps[i]), f"{lrs[i]:.4g}", f"{pred.losses[i]:.4f}") for i in marks]
-    click.echo(table(rows, ("step", "lr", "predicted loss")))
-    click.echo(f"predicted final loss at step {int(pred.steps[-1])}: {pred.final_loss:.4f}")
+    header = ["step", "lr", "predicted loss"] + ([f"{level:.0%} band"] if lo is not None else [])
+    rows = [
+        [int(pred.steps[i]), f"{lrs[i]:.4g}", f"{pred.losses[i]:.4f}"]
+        + ([f"{lo[i]:.4f} - {hi[i]:.4f}"] if lo is not None else [])
+        for i in marks
+    ]
+    click.echo(table(rows, header))
+    band = f" ({level:.0%} band {lo[-1]:.4f} - {hi[-1]:.4f})" if lo is not None else ""
+    click.echo(f"predicted final loss at step {int(pred.steps[-1])}: {pred.final_loss:.4f}{band}")
     for path in (csv_out, plot):
         if path:
             click.echo(f"wrote {path}")
 
 
 def _plot(
-    model: Law, curves: list[LossCurve], out: str, fitted: bool = False, predictions=None
+    model: Law,
+    curves: list[LossCurve],
+    out: str,
+    fitted: bool = False,
+    predictions=None,
+    bands=None,
 ) -> None:
     fitted_names = {c["name"] for c in model.fit_info_.get("curves", [])}
     panels = []
@@ -290,6 +377,7 @@ def _plot(
                 c.lrs(),
                 c.losses,
                 fitted=fitted or c.name in fitted_names,
+                band=bands[i] if bands is not None else None,
             )
         )
     info = model.fit_info_.get("curves", [])
@@ -297,3 +385,143 @@ def _plot(
     plot_predictions(
         panels, out, title=f"{model.name} law: predicted (lines) vs real (dots)", fitted_range=span
     )
+
+
+@law.command("compare")
+@click.argument("files", nargs=-1, required=True)
+@click.option(
+    "--fit-on",
+    required=True,
+    help="Comma-separated names (file stems) or paths of the curves to fit.",
+)
+@click.option("--warmup-steps", type=int, default=None, help="Steps 0..W-1 are a linear warmup.")
+@click.option("--loss-column", default=None, help="Column or tag holding the loss.")
+@click.option(
+    "--lambda", "lam", default="0.999", show_default=True, help="The momentum law's lambda."
+)
+@click.option(
+    "--plot", type=click.Path(dir_okay=False), default="law-compare.png", show_default=True
+)
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object instead of tables.")
+def compare_command(files, fit_on, warmup_steps, loss_column, lam, plot, as_json):
+    """Fit both laws on --fit-on curves; score each on every other curve of FILES."""
+    from learnlaw.plots import plot_law_comparison
+
+    curves = read_curves(files, loss_column=loss_column, warmup_steps=warmup_steps)
+    wanted = [x.strip() for x in fit_on.split(",") if x.strip()]
+    by_key = {}
+    for path, c in zip(files, curves):
+        by_key[c.name] = by_key[str(path)] = by_key[Path(path).stem] = c
+    missing = [w for w in wanted if w not in by_key]
+    if missing:
+        raise UserError(f"--fit-on {missing[0]!r}: not among FILES (give a file stem or a path)")
+    fit_curves = [by_key[w] for w in wanted]
+    others = [c for c in curves if all(c is not f for f in fit_curves)]
+    if not others:
+        raise UserError("every file is in --fit-on: give other curves to predict")
+    laws = {"momentum": make_law("momentum", lam=lam), "multipower": make_law("multipower")}
+    results = {}
+    for name, model in laws.items():
+        model.fit(fit_curves)
+        results[name] = {
+            c.name: (model.predict(c), curve_metrics(model.predict(c), c.losses)) for c in others
+        }
+    families = _families(curves, laws)
+    plot_law_comparison(
+        others, {n: {c: r[0] for c, r in res.items()} for n, res in results.items()}, plot
+    )
+    if as_json:
+        click.echo(
+            json.dumps(
+                {
+                    "fit_on": [c.name for c in fit_curves],
+                    "curves": [
+                        {
+                            "curve": c.name,
+                            **{
+                                n: {
+                                    k: results[n][c.name][1][k]
+                                    for k in ("pred_error", "worst_error", "r2")
+                                }
+                                for n in laws
+                            },
+                        }
+                        for c in others
+                    ],
+                    "overall": {
+                        n: {
+                            "pred_error": float(
+                                np.mean([r[1]["pred_error"] for r in results[n].values()])
+                            )
+                        }
+                        for n in laws
+                    },
+                    "families": families,
+                    "fit_seconds": {n: m.fit_info_["seconds"] for n, m in laws.items()},
+                }
+            )
+        )
+        return
+    rows = []
+    for c in others:
+        mm, mp = results["momentum"][c.name][1], results["multipower"][c.name][1]
+        rows.append(
+            (
+                c.name,
+                percent(mm["pred_error"]),
+                percent(mp["pred_error"]),
+                percent(mm["worst_error"]),
+                percent(mp["worst_error"]),
+                f"{mm['r2']:.4f}",
+                f"{mp['r2']:.4f}",
+            )
+        )
+    mean = {n: np.mean([r[1]["pred_error"] for r in results[n].values()]) for n in laws}
+    rows.append(("mean", percent(mean["momentum"]), percent(mean["multipower"]), "", "", "", ""))
+    click.echo(
+        f"fitted on: {', '.join(c.name for c in fit_curves)} "
+        f"(momentum {laws['momentum'].fit_info_['seconds']:.1f} s, multipower "
+        f"{laws['multipower'].fit_info_['seconds']:.1f} s)"
+    )
+    click.echo(
+        table(
+            rows,
+            ("curve", "PredE MTL", "PredE MPL", "worst MTL", "worst MPL", "R^2 MTL", "R^2 MPL"),
+        )
+    )
+    better = min(mean, key=mean.get)
+    click.echo(
+        f"more accurate here: the {better} law ({percent(mean[better])} vs "
+        f"{percent(max(mean.values()))} mean PredE)"
+    )
+    for f in families:
+        click.echo(
+            f"runs ending at step {f['last_step']}: real best {f['real_best']}; predicted best "
+            f"momentum {f['predicted_best']['momentum']}, multipower {f['predicted_best']['multipower']}"
+        )
+    click.echo(f"wrote {plot}")
+
+
+def _families(curves: list[LossCurve], laws: dict[str, Law]) -> list[dict]:
+    """Runs of equal length (e.g. WSD variants): which one really ends lowest, which the laws pick."""
+    groups: dict[int, list[LossCurve]] = {}
+    for c in curves:
+        groups.setdefault(c.last_step, []).append(c)
+    out = []
+    for last, members in sorted(groups.items()):
+        if len(members) < 2:
+            continue
+        real = min(members, key=lambda c: c.losses[-1])
+        predicted = {
+            n: min(members, key=lambda c, m=m: m.predict(c, np.array([last]))[0]).name
+            for n, m in laws.items()
+        }
+        out.append(
+            {
+                "last_step": last,
+                "members": [c.name for c in members],
+                "real_best": real.name,
+                "predicted_best": predicted,
+            }
+        )
+    return out

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import click
 import numpy as np
@@ -179,3 +180,89 @@ def sweep_command(
     )
     if not no_plot:
         click.echo(f"wrote {plot}")
+
+
+@schedule.command("optimize")
+@click.argument("fit_file", metavar="FIT.json", type=click.Path(dir_okay=False))
+@click.option("--total", type=int, required=True, help="Total training steps.")
+@click.option("--peak", type=float, required=True, help="Peak learning rate.")
+@click.option("--warmup", type=int, default=None, help="Warmup steps (default: the fit's).")
+@click.option(
+    "--min-lr", type=float, default=0.0, show_default=True, help="Lowest learning rate allowed."
+)
+@click.option("--iterations", type=int, default=3000, show_default=True, help="Adam iterations.")
+@click.option("--model-size", default=None, help="Model size for fits with size scaling.")
+@click.option(
+    "-o", "--output", required=True, type=click.Path(dir_okay=False), help="SCHEDULE.csv (step,lr)."
+)
+@click.option(
+    "--plot",
+    type=click.Path(dir_okay=False),
+    default=None,
+    help="Plot path (default: next to the CSV, .png).",
+)
+def optimize_command(fit_file, total, peak, warmup, min_lr, iterations, model_size, output, plot):
+    """The schedule that minimises the law's predicted final loss (Multi-Power Law fits)."""
+    from learnlaw.files import write_text
+    from learnlaw.planning import optimize_schedule, predict_schedule
+    from learnlaw.schedules import Schedule
+
+    model = load_fit(fit_file)
+    if warmup is None:
+        warmup = fit_warmup(model) or 0
+    size = _size_option(model_size)
+    result = optimize_schedule(
+        model, total, peak, warmup=warmup, min_lr=min_lr, iterations=iterations, model_size=size
+    )
+    write_text(
+        output, "step,lr\n" + "".join(f"{s},{lr!r}\n" for s, lr in enumerate(result.lrs.tolist()))
+    )
+    run, _ = as_run(Schedule.from_array(result.lrs), np.array([total]), warmup_steps=warmup)
+    message = model.fitted_range_note(run, total)
+    if message:
+        warn(message)
+    cosine = f"cosine:peak={peak:g},final={min_lr:g},warmup={warmup},total={total}"
+    sweep = sweep_wsd_fraction(model, total, peak, final=min_lr, warmup=warmup, model_size=size)
+    best_frac, best_wsd = min(sweep, key=lambda r: r[1])
+    wsd = wsd_spec(total, peak, min_lr, warmup, best_frac, "linear")
+    panels = [
+        CurvePanel(
+            "optimized", *_curve(model, Schedule.from_array(result.lrs), total, warmup, size)
+        )
+    ]
+    for label, spec in (
+        ("cosine", cosine),
+        (f"best WSD ({100 * best_frac:.0f}% linear decay)", wsd),
+    ):
+        pred = predict_schedule(model, parse_schedule(spec), total, model_size=size)
+        panels.append(CurvePanel(label, pred.steps, pred.losses, pred.lrs))
+    plot = plot or str(Path(output).with_suffix(".png"))
+    plot_predictions(
+        panels, plot, title=f"{model.name} law: optimized schedule vs cosine and the best WSD"
+    )
+    cos_loss = panels[1].predicted[-1]
+    rows = [
+        ("optimized", f"{result.final_loss:.4f}", ""),
+        ("cosine", f"{cos_loss:.4f}", f"{cos_loss - result.final_loss:+.4f}"),
+        (
+            f"best WSD, linear decay over {100 * best_frac:.0f}%",
+            f"{best_wsd:.4f}",
+            f"{best_wsd - result.final_loss:+.4f}",
+        ),
+    ]
+    click.echo(table(rows, ("schedule", "predicted final loss", "vs optimized")))
+    click.echo(
+        f"optimized schedule: decay starts at step {result.decay_start} "
+        f"(last {total - result.decay_start} steps, {100 * (total - result.decay_start) / total:.0f}%), "
+        f"shape about (1 - tau)^{result.decay_power:.2f}"
+    )
+    click.echo(f"wrote {output} and {plot}")
+
+
+def _curve(model, schedule, total, warmup, size):
+    steps = np.arange(max(warmup, 1), total + 1)
+    return (
+        steps,
+        model.predict(schedule, steps, warmup_steps=warmup, model_size=size),
+        schedule.values(total + 1),
+    )

@@ -99,8 +99,12 @@ class Law:
         return len(self.param_names)
 
     # ---- public API -----------------------------------------------------------------------
-    def fit(self, curves: list[LossCurve]) -> Law:
-        """Fit jointly to every curve (equal weight per logged point); returns self."""
+    def fit(self, curves: list[LossCurve], start: dict[str, float] | None = None) -> Law:
+        """Fit jointly to every curve (equal weight per logged point); returns self.
+
+        ``start`` (parameters, e.g. a previous fit's ``params_``) replaces the grid of starting
+        points by one warm start; a momentum law then keeps its lambda (set ``lam`` to a number).
+        """
         if not curves:
             raise UserError("no curves to fit")
         runs, steps, losses = [], [], []
@@ -116,9 +120,9 @@ class Law:
                 f"{total} loss points in all, but the {self.name} law has {self.n_params()} "
                 "parameters: fit on more points"
             )
-        start = time.perf_counter()
-        self.params_, objective = self._fit(runs, steps, losses)
-        seconds = time.perf_counter() - start
+        began = time.perf_counter()
+        self.params_, objective = self._fit(runs, steps, losses, start=start)
+        seconds = time.perf_counter() - began
         per_curve = []
         for c, run, s in zip(curves, runs, steps):
             m = curve_metrics(self._predict(run, s), c.losses)
@@ -145,6 +149,51 @@ class Law:
             ),
         }
         return self
+
+    def bootstrap(self, curves: list[LossCurve], replicas: int, seed: int = 0) -> Law:
+        """Refit on ``replicas`` resamplings of the fitted points (drawn with replacement within
+        each curve), warm-started from the fit; the parameter sets go into ``fit_info_``."""
+        self._require_fitted()
+        if replicas < 2:
+            raise UserError(f"--bootstrap {replicas}: needs at least 2 replicas")
+        rng = np.random.default_rng(seed)
+        runs_steps = [as_run(c) for c in curves]
+        sets = []
+        for _ in range(replicas):
+            picks = [np.sort(rng.integers(0, len(s), len(s))) for _, s in runs_steps]
+            params, _ = self._fit(
+                [r for r, _ in runs_steps],
+                [s[i] for (_, s), i in zip(runs_steps, picks)],
+                [c.losses[i] for c, i in zip(curves, picks)],
+                start=self.params_,
+            )
+            sets.append(params)
+        self.fit_info_["bootstrap"] = {
+            "replicas": sets,
+            "seed": seed,
+            "method": "pairs bootstrap of the fitted points within each curve",
+        }
+        return self
+
+    def predict_bands(
+        self, target, steps=None, *, level: float = 0.9, **kwargs
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """The central ``level`` band of the bootstrap replicas' predictions (needs ``bootstrap``)."""
+        sets = getattr(self, "fit_info_", {}).get("bootstrap", {}).get("replicas")
+        if not sets:
+            raise UserError(
+                "this fit has no bootstrap replicas; refit with 'learnlaw law fit --bootstrap N'"
+            )
+        fitted = self.params_
+        try:
+            preds = []
+            for params in sets:
+                self.params_ = params
+                preds.append(self.predict(target, steps, **kwargs))
+        finally:
+            self.params_ = fitted
+        tail = 100 * (1 - level) / 2
+        return np.percentile(preds, tail, axis=0), np.percentile(preds, 100 - tail, axis=0)
 
     def predict(
         self,

@@ -91,7 +91,22 @@ class MomentumLaw(Law):
         return pred, np.stack(cols, axis=1)
 
     # ---- fitting ----------------------------------------------------------------------------
-    def _fit(self, runs, steps, losses):
+    def _fit(self, runs, steps, losses, start=None):
+        if start is not None:  # a warm start: lambda and the starting point fixed
+            if not hasattr(self, "lam_"):
+                if self.lam == "auto":
+                    raise UserError("a warm-started momentum law needs a numeric lambda")
+                self.lam_ = float(self.lam)
+            x = np.concatenate([self.features(r, s, self.lam_) for r, s in zip(runs, steps)])
+            names = self.active_param_names()
+            result = minimize_multistart(
+                lambda p: self.formula(p, x),
+                np.concatenate(losses),
+                [[start[k] for k in names]],
+                self._bounds(),
+                self.delta,
+            )
+            return dict(zip(names, result.params.tolist())), result.objective
         if self.size_scaling:
             missing = [r.name for r in runs if not r.model_size]
             if missing:
@@ -121,7 +136,7 @@ class MomentumLaw(Law):
         base_starts = list(
             itertools.product(l0s, (1.0, 11.5, 22.0), (0.0, 0.4, 0.8), (1.0, 11.5, 22.0))
         )
-        bounds_base = [(0, None), (0, None), (0, 10), (0, None)]
+        bounds_base = [(0, None), (0, None), (0, 10), (0, None)]  # the size-free law's
 
         def predict_jac(p: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
             return self.formula(p, x)
@@ -137,8 +152,12 @@ class MomentumLaw(Law):
                 (0.9, 0.6), (0.1, 1.0), (0.2, 0.6), (0.0, 0.3)
             )
         ]
-        bounds = [(0, None), (0, None), (0, 10), (0, None), (0, 5), (0, None), (-2, 2)]
-        return minimize_multistart(predict_jac, y, starts, bounds, self.delta)
+        return minimize_multistart(predict_jac, y, starts, self._bounds(), self.delta)
+
+    def _bounds(self) -> list[tuple[float | None, float | None]]:
+        if self.size_scaling:
+            return [(0, None), (0, None), (0, 10), (0, None), (0, 5), (0, None), (-2, 2)]
+        return [(0, None), (0, None), (0, 10), (0, None)]
 
     def _predict(self, run: Run, steps: np.ndarray) -> np.ndarray:
         if self.size_scaling and not run.model_size:

@@ -26,7 +26,6 @@ from typing import Any
 import numpy as np
 import torch
 
-from learnlaw.errors import UserError
 from learnlaw.laws.base import Law, Run
 from learnlaw.laws.fitting import (
     DEFAULT_DELTA,
@@ -38,6 +37,9 @@ from learnlaw.laws.fitting import (
 )
 
 PARAMS = ("L0", "A", "alpha", "B", "C", "beta", "gamma")
+# eta^-gamma at eta = 0 (a schedule ending at zero): as eta -> 0+, x = eta^-gamma S -> infinity and
+# G -> 1, the drop fully realised; a tiny floor gives that limit without infinities.
+ETA_FLOOR = 1e-30
 BOUNDS = [
     (1e-9, None),
     (1e-9, None),
@@ -121,7 +123,7 @@ def law_value(p: torch.Tensor, terms: DropTerms) -> torch.Tensor:
     dtype = p.dtype
     s1 = torch.as_tensor(terms.s1, dtype=dtype)
     eta = torch.as_tensor(terms.eta, dtype=dtype)
-    x = eta ** (-gamma) * torch.as_tensor(terms.area, dtype=dtype)
+    x = eta.clamp_min(ETA_FLOOR) ** (-gamma) * torch.as_tensor(terms.area, dtype=dtype)
     g = 1.0 - (c * x + 1.0) ** (-beta)
     contrib = torch.as_tensor(terms.weight, dtype=dtype) * g
     ld = torch.zeros(terms.n_points, dtype=dtype).index_add(
@@ -161,19 +163,7 @@ class MultiPowerLaw(Law):
             "polish": self.polish,
         }
 
-    def _check_run(self, run: Run, steps: np.ndarray) -> None:
-        super()._check_run(run, steps)
-        eta = run.lrs[run.warmup : int(steps.max()) + 1]
-        if np.any(eta <= 0):
-            bad = run.warmup + int(np.argmax(eta <= 0))
-            raise UserError(
-                f"{run.name or 'schedule'}: step {bad}: the Multi-Power Law needs a positive "
-                f"learning rate after warmup (eta^-gamma), got {run.lrs[bad]:g}"
-            )
-
-    def _fit(self, runs, steps, losses):
-        from learnlaw.laws.momentum import MomentumLaw
-
+    def _fit(self, runs, steps, losses, start=None):
         y = np.concatenate(losses)
         blocks = [drop_terms(r, s, self.block_growth) for r, s in zip(runs, steps)]
         terms = _concat(blocks)
@@ -182,20 +172,15 @@ class MultiPowerLaw(Law):
         def objective_log(q: torch.Tensor) -> torch.Tensor:
             return huber_log_torch(law_value(torch.exp(q), terms), log_y, self.delta)
 
-        # Starts: the momentum law's fit sets L0, A, alpha and the scale of B.
-        from learnlaw.curves import LossCurve
-
-        mtl = MomentumLaw(lam=0.999)
-        mtl_curves = [LossCurve(s, y_, None) for s, y_ in zip(steps, losses)]
-        for c, r in zip(mtl_curves, runs):
-            c.schedule, c.warmup_steps = _schedule_of(r), r.warmup
-        mtl.fit(mtl_curves)
-        m = mtl.params_
-        b0 = max(m["C"], 1e-3) / (1 - 0.999)
-        starts = [
-            np.log([m["L0"], m["A"], max(m["alpha"], 0.05), b0, c, beta, gamma])
-            for c, beta, gamma in itertools.product((0.5, 2.0, 8.0), (0.3, 0.6), (0.3, 0.6))
-        ]
+        if start is not None:  # a warm start (bootstrap refits): a short Adam run, then the polish
+            result = minimize_adam(
+                objective_log,
+                np.log([start[k] for k in PARAMS]),
+                steps=max(50, self.adam_steps // 5),
+                lr=0.01,
+            )
+            return self._polish(np.exp(result.params), result.objective, terms, y)
+        starts = self._grid_starts(runs, steps, losses)
         trials = [
             minimize_adam(objective_log, s0, steps=max(100, self.adam_steps // 10), lr=0.05)
             for s0 in starts
@@ -204,8 +189,9 @@ class MultiPowerLaw(Law):
         result: FitResult = minimize_adam(
             objective_log, best.params, steps=self.adam_steps, lr=0.02
         )
-        params = np.exp(result.params)
-        objective = result.objective
+        return self._polish(np.exp(result.params), result.objective, terms, y)
+
+    def _polish(self, params, objective, terms, y):
         if self.polish:
             polished = minimize_multistart(
                 torch_predict_jac(lambda p: law_value(p, terms)), y, [params], BOUNDS, self.delta
@@ -213,6 +199,36 @@ class MultiPowerLaw(Law):
             if polished.objective < objective:
                 params, objective = polished.params, polished.objective
         return dict(zip(PARAMS, params.tolist())), objective
+
+    @staticmethod
+    def _grid_starts(runs, steps, losses) -> list[np.ndarray]:
+        """Starts (log-parameters): a momentum-law fit sets L0, A, alpha and the scale of B
+        (a drop long ago contributes B * drop, the momentum law C * drop / (1 - lambda))."""
+        from learnlaw.curves import LossCurve
+        from learnlaw.laws.momentum import MomentumLaw
+
+        curves = [
+            LossCurve(s, y, _schedule_of(r), warmup_steps=r.warmup)
+            for r, s, y in zip(runs, steps, losses)
+        ]
+        m = MomentumLaw(lam=0.999).fit(curves).params_
+        b0 = max(m["C"], 1e-3) / (1 - 0.999)
+        return [
+            np.log([m["L0"], m["A"], max(m["alpha"], 0.05), b0, c, beta, gamma])
+            for c, beta, gamma in itertools.product((0.5, 2.0, 8.0), (0.3, 0.6), (0.3, 0.6))
+        ]
+
+    def final_loss_torch(
+        self, eta: torch.Tensor, warmup: int, model_size: float | None = None
+    ) -> torch.Tensor:
+        """The law at the last step for post-warmup LRs ``eta`` (eta[0] = peak), differentiable
+        in ``eta``: exact, O(len(eta)) (used to optimise a schedule)."""
+        l0, a, alpha, b, c, beta, gamma = (self.params_[k] for k in PARAMS)
+        s1 = eta[1:].sum() + 0.5 * eta[0] * warmup
+        drops = eta[:-1] - eta[1:]  # d_k for k = 1..t
+        area = torch.flip(torch.cumsum(torch.flip(eta[1:], [0]), 0), [0])  # S_k(t) = sum_{tau=k..t}
+        g = 1.0 - (c * eta[1:].clamp_min(ETA_FLOOR) ** (-gamma) * area + 1.0) ** (-beta)
+        return l0 + a * s1 ** (-alpha) - b * (drops * g).sum()
 
     def _predict(self, run: Run, steps: np.ndarray) -> np.ndarray:
         p = torch.tensor([self.params_[k] for k in PARAMS], dtype=torch.float64)

@@ -56,9 +56,10 @@ class TrainConfig:
 
 
 def _task_configs() -> dict[str, type]:
+    from learnlaw.tasks.lm import LMConfig
     from learnlaw.tasks.perceptron import PerceptronConfig
 
-    return {"perceptron": PerceptronConfig}
+    return {"perceptron": PerceptronConfig, "lm": LMConfig}
 
 
 @dataclass

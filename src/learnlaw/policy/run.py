@@ -45,6 +45,10 @@ def build_task(config: RunConfig) -> FunctionalTask:
         from learnlaw.tasks.perceptron import PerceptronTask
 
         return PerceptronTask(config.task_options, config.seed, dtype=dtype, device=device)
+    if config.task == "lm":
+        from learnlaw.tasks.lm import LMTask
+
+        return LMTask(config.task_options, config.seed, dtype=dtype, device=device)
     raise UserError(f"unknown task {config.task!r}")
 
 
@@ -291,6 +295,11 @@ def write_curves_csv(
     write_text(path, "\n".join(rows) + "\n")
 
 
+def corrupted_weight_ratio(weights: np.ndarray, corrupted: np.ndarray) -> np.ndarray:
+    """Per policy row: mean weight on corrupted examples / mean weight on clean ones."""
+    return weights[:, corrupted].mean(axis=1) / weights[:, ~corrupted].mean(axis=1)
+
+
 def run_metrics(task: FunctionalTask, state: RunState, uniform, learned) -> dict[str, Any]:
     history = state.history
     metrics = speedup_metrics(uniform["test"], learned["test"], task.n_classes)
@@ -317,6 +326,15 @@ def run_metrics(task: FunctionalTask, state: RunState, uniform, learned) -> dict
             },
         }
     )
+    corrupted = getattr(task, "corrupted", None)
+    if corrupted is not None and corrupted.any() and (~corrupted).any():
+        ratio = corrupted_weight_ratio(state.best_weights.double().cpu().numpy(), corrupted)
+        metrics["corrupted_weight_ratio"] = {
+            "mean": float(ratio.mean()),
+            "last_step": float(ratio[-1]),
+            "every_row": ratio[:: max(1, len(ratio) // 100)].tolist(),
+            "definition": "mean weight on corrupted training examples / mean weight on clean ones, per step",
+        }
     return metrics
 
 
