@@ -70,6 +70,7 @@ def law_demo(out: Path) -> dict[str, Any]:
     best = int(np.argmin(losses))
     return {
         "params": law.params_,
+        "lam": law.lam_,
         "errors": errors,
         "best_fraction": float(fr[best]),
         "best_loss": float(losses[best]),

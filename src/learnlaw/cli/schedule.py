@@ -170,10 +170,10 @@ def sweep_command(
         )
         return
     table_rows = [
-        (f"{100 * f:.0f}%", round(total * (1 - f)), f"{v:.4f}", "  <- best" if i == best else "")
+        (f"{100 * f:.0f}%", round(total * (1 - f)), f"{v:.4f}", "<- best" if i == best else "")
         for i, (f, v) in enumerate(rows)
     ]
-    click.echo(table(table_rows, ("decay", "decay starts", "final loss", "")))
+    click.echo(table(table_rows, ("decay", "decay starts", "final loss", "best")))
     click.echo(
         f"predicted best decay fraction: {100 * fr[best]:.0f}% (final loss {losses[best]:.4f}); "
         f"schedule: {wsd_spec(total, peak, final, warmup, float(fr[best]), shape)}"
