@@ -38,10 +38,18 @@ EXPERIMENTS: dict[str, dict[str, object]] = {
         "outer.method": "eg",
         "outer.lr": "auto",
     },
-    "std-K512-pgd-x5": {"perceptron.train_scale_is": "std", "outer.method": "pgd", "outer.lr": "auto",
-                        "outer.max_change": 5.0},
-    "std-K512-pgd-x50": {"perceptron.train_scale_is": "std", "outer.method": "pgd", "outer.lr": "auto",
-                         "outer.max_change": 50.0},
+    "std-K512-pgd-x5": {
+        "perceptron.train_scale_is": "std",
+        "outer.method": "pgd",
+        "outer.lr": "auto",
+        "outer.max_change": 5.0,
+    },
+    "std-K512-pgd-x50": {
+        "perceptron.train_scale_is": "std",
+        "outer.method": "pgd",
+        "outer.lr": "auto",
+        "outer.max_change": 50.0,
+    },
     "std-K512-eg-noselect": {
         "perceptron.train_scale_is": "std",
         "perceptron.select_fraction": 0.0,
