@@ -154,3 +154,33 @@ def test_bad_jsonl_names_the_line(tmp_path):
     path.write_text('{"step": 1, "loss": 3}\n{"step": 2, "loss": \n')
     with pytest.raises(UserError, match="line 2: not valid JSON"):
         read_curve(path)
+
+
+def test_export_of_several_runs_is_refused(tmp_path):
+    path = tmp_path / "panel.csv"
+    path.write_text("Step,r1 - train/loss,r2 - train/loss,lr\n1,3.0,9.0,0.1\n2,2.8,8.0,0.1\n")
+    with pytest.raises(UserError, match="several columns are 'train/loss'"):
+        read_curve(path)
+
+
+def test_jsonl_step_that_is_not_a_number(tmp_path):
+    path = tmp_path / "log.jsonl"
+    path.write_text('{"step": 1, "loss": 3, "lr": 0.1}\n{"step": null, "loss": 2, "lr": 0.1}\n')
+    with pytest.raises(UserError, match="line 2, field 'step': None is not a number"):
+        read_curve(path)
+
+
+def test_curve_json_is_validated_like_a_table(tmp_path):
+    path = tmp_path / "c.json"
+    path.write_text(
+        json.dumps(
+            {
+                "format": "learnlaw.curve",
+                "steps": [1, 2],
+                "losses": [3.0, -1.0],
+                "schedule": {"spec": "constant:peak=0.1"},
+            }
+        )
+    )
+    with pytest.raises(UserError, match="step 2: loss must be positive"):
+        read_curve(path)

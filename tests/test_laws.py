@@ -173,3 +173,28 @@ def test_shared_l0_fit_and_closed_form_acceleration():
     # independent check: the first step where the learned curve reaches the conventional final loss
     crossing = t[np.argmax(opt <= conv[-1])]
     assert ar == pytest.approx(4000 / crossing, rel=0.02)
+
+
+def test_fit_leaves_out_points_inside_the_warmup():
+    truth = MomentumLaw(lam=0.999)
+    truth.lam_, truth.params_ = 0.999, {"L0": 2.6, "A": 0.43, "alpha": 0.55, "C": 0.41}
+    cosine = parse_schedule("cosine:peak=3e-4,final=3e-5,warmup=500,total=8000")
+    constant = parse_schedule("constant:peak=3e-4,warmup=500")
+    steps = np.arange(100, 8000, 100)
+    after = steps >= 500
+    losses = np.full(len(steps), 3.0)  # inside the warmup: values no law describes
+    losses[after] = truth.predict(cosine, steps[after])
+    curves = [
+        LossCurve(steps, losses, cosine, warmup_steps=500, name="c"),
+        LossCurve(
+            steps[after],
+            truth.predict(constant, steps[after]),
+            constant,
+            warmup_steps=500,
+            name="k",
+        ),
+    ]
+    law = MomentumLaw().fit(curves)
+    assert law.fit_info_["notes"] == ["c: left out 4 points inside the warmup (steps < 500)"]
+    assert law.fit_info_["curves"][0]["first_step"] == 500
+    assert law.params_["alpha"] == pytest.approx(0.55, rel=1e-3)

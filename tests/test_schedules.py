@@ -115,3 +115,20 @@ def test_bad_specs_name_the_problem(spec, fragment):
         parse_schedule(spec)
     assert fragment in str(err.value)
     assert "\n" not in str(err.value)
+
+
+def test_csv_schedule_keeps_its_warmup(tmp_path):
+    path = tmp_path / "s.csv"
+    steps = np.arange(0, 1000)
+    lrs = parse_schedule("cosine:peak=1e-3,warmup=100,total=1000").values(1000)
+    path.write_text("step,lr\n" + "".join(f"{s},{float(lr)!r}\n" for s, lr in zip(steps, lrs)))
+    assert parse_schedule(f"csv:path={path}").warmup == 100  # detected
+    assert parse_schedule(f"csv:path={path},warmup=50").warmup == 50  # given
+
+
+def test_specs_keep_full_precision_and_refuse_non_finite_values():
+    s = parse_schedule("cosine:peak=1.23456789e-3,total=100")
+    assert parse_schedule(s.spec()).params["peak"] == 1.23456789e-3
+    for bad in ("cosine:peak=1,total=inf", "cosine:peak=1,final=nan,total=10"):
+        with pytest.raises(UserError, match="is not"):
+            parse_schedule(bad)

@@ -25,7 +25,7 @@ import numpy as np
 from learnlaw.errors import UserError
 from learnlaw.files import write_json as _write_json_file
 from learnlaw.files import write_text
-from learnlaw.schedules import Schedule
+from learnlaw.schedules import Schedule, detect_warmup
 
 STEP_ALIASES = (
     "step",
@@ -72,17 +72,16 @@ LOSS_ALIASES = (
 )
 SIZE_ALIASES = ("model_size", "params", "n_params", "num_params", "parameters")
 
-_SIZE_TOKEN = re.compile(r"^(\d+(?:\.\d+)?)([KMBT])$", re.IGNORECASE)
-_SIZE_UNIT = {"K": 1e3, "M": 1e6, "B": 1e9, "T": 1e12}
+# model sizes in millions or billions (a "K" suffix in a file name is usually a step count)
+_SIZE_TOKEN = re.compile(r"^(\d+(?:\.\d+)?)([MBT])$", re.IGNORECASE)
+_SIZE_UNIT = {"M": 1e6, "B": 1e9, "T": 1e12}
 
 
 def parse_model_size(text: str) -> float:
     """``'400M'`` -> 4e8, ``'1.7B'`` -> 1.7e9, ``'125000000'`` -> 1.25e8."""
     m = _SIZE_TOKEN.match(text.strip())
-    if m:
-        return float(m.group(1)) * _SIZE_UNIT[m.group(2).upper()]
     try:
-        value = float(text)
+        value = float(m.group(1)) * _SIZE_UNIT[m.group(2).upper()] if m else float(text)
     except ValueError:
         raise UserError(f"model size {text!r}: expected a number such as 4e8 or 400M") from None
     if not value > 0:
@@ -95,7 +94,8 @@ class LossCurve:
     """One training run: losses at logged steps and the learning rate at every step.
 
     ``schedule`` gives the learning rate at any step (a spec family or interpolated logged
-    points). Steps ``0..warmup_steps-1`` are a linear warmup; the laws count them at the peak.
+    points). Steps ``0..warmup_steps-1`` are a linear warmup, which each law treats by its own
+    convention (the momentum law counts it at the peak LR; the Multi-Power Law by its area).
     """
 
     steps: np.ndarray
@@ -207,6 +207,13 @@ def read_csv_table(path: str | Path) -> Table:
     reader = csv.reader(text.splitlines(), dialect=dialect)
     header = next(reader)
     columns = [_strip_tracker_name(h) for h in header]
+    named = [c for c in columns if c]
+    if len(set(named)) < len(named):  # several runs in one panel export: never merge them
+        twice = next(c for c in named if named.count(c) > 1)
+        raise UserError(
+            f"{p}: several columns are {twice!r} (an export of several runs?); "
+            "export one run per file"
+        )
     lowered = [c.lower() if c else None for c in columns]
     step_idx = next((lowered.index(a) for a in STEP_ALIASES if a in lowered), None)
     if step_idx is None:
@@ -287,6 +294,8 @@ def read_jsonl_table(path: str | Path) -> Table:
                     continue
             if isinstance(v, (int, float)):
                 values[k] = float(v)
+        if key not in values:
+            raise UserError(f"{p}: line {line_no}, field {key!r}: {flat[key]!r} is not a number")
         step = _check_step(p, f"line {line_no}", values.pop(key))
         rows.append((line_no, step, values))
     if not rows:
@@ -352,19 +361,32 @@ def clean_series(
     return uniq.astype(np.int64), kept, counts
 
 
-def detect_warmup(lrs: np.ndarray) -> int:
-    """Length of an initial linear warmup: steps before the LR first reaches its early peak.
-
-    Returns 0 unless the schedule starts well below its peak and rises to it.
-    """
-    if len(lrs) < 3:
-        return 0
-    rising = np.diff(lrs) >= -1e-15 * max(abs(lrs).max(), 1.0)
-    end = len(lrs) - 1 if rising.all() else int(np.argmin(rising))
-    peak = lrs[end]
-    if peak <= 0 or lrs[0] > 0.5 * peak:
-        return 0
-    return int(np.argmax(lrs[: end + 1] >= peak * (1 - 1e-9)))
+def clean_losses(
+    source: str, column: str, steps: np.ndarray, values: np.ndarray, notes: list[str]
+) -> tuple[np.ndarray, np.ndarray]:
+    """Every reader's loss cleaning: validate steps, drop non-finite values and repeated steps
+    (saying how many in ``notes``), sort, and require positive losses."""
+    steps = np.asarray(steps, dtype=float)
+    bad = ~np.isfinite(steps) | (steps < 0) | (steps != np.round(steps))
+    if bad.any():
+        raise UserError(f"{source}: step {steps[bad][0]!r} is not a non-negative integer")
+    steps, values, counts = clean_series(steps.astype(np.int64), np.asarray(values, dtype=float))
+    if counts["non_finite"]:
+        notes.append(f"dropped {counts['non_finite']} NaN or infinite losses")
+    if counts["duplicates"]:
+        notes.append(
+            f"dropped {counts['duplicates']} repeated steps (kept the last of each, as after a restart)"
+        )
+    if counts["unsorted"]:
+        notes.append("steps were out of order; sorted them")
+    if len(steps) == 0:
+        raise UserError(f"{source}: column {column!r} has no finite loss values")
+    if np.any(values <= 0):
+        raise UserError(
+            f"{source}: step {int(steps[np.argmax(values <= 0)])}: loss must be positive, "
+            f"got {values[values <= 0][0]:g}"
+        )
+    return steps, values
 
 
 def read_curve(
@@ -433,22 +455,7 @@ def _curve_from_table(table: Table, loss_column: str | None, lr_column: str | No
             f"used column {losses[0]!r} for the loss (also found {', '.join(losses[1:])}; "
             "choose with --loss-column)"
         )
-    steps, values, counts = clean_series(*table.series[losses[0]])
-    if counts["non_finite"]:
-        notes.append(f"dropped {counts['non_finite']} NaN or infinite losses")
-    if counts["duplicates"]:
-        notes.append(
-            f"dropped {counts['duplicates']} repeated steps (kept the last of each, as after a restart)"
-        )
-    if counts["unsorted"]:
-        notes.append("steps were out of order; sorted them")
-    if len(steps) == 0:
-        raise UserError(f"{table.path}: column {losses[0]!r} has no finite loss values")
-    if np.any(values <= 0):
-        bad = int(steps[np.argmax(values <= 0)])
-        raise UserError(
-            f"{table.path}: step {bad}: loss must be positive, got {values[values <= 0][0]:g}"
-        )
+    steps, values = clean_losses(table.path, losses[0], *table.series[losses[0]], notes)
     lr_steps, lr_values = table.lr_points(lr_column)
     schedule = Schedule.from_points(lr_steps, lr_values) if len(lr_steps) else None
     if schedule is not None and np.any(lr_values < 0):
@@ -505,8 +512,13 @@ def _read_curve_json(path: Path) -> LossCurve:
         )
     except (KeyError, TypeError, ValueError) as exc:
         raise UserError(f"{path}: not a valid learnlaw curve file ({exc})") from None
-    steps, losses, _ = clean_series(curve.steps, curve.losses)
-    curve.steps, curve.losses = steps, losses
+    curve.steps, curve.losses = clean_losses(
+        str(path),
+        "losses",
+        np.array(obj["steps"], dtype=float),
+        np.array(obj["losses"], dtype=float),
+        curve.notes,
+    )
     return curve
 
 

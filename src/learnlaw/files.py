@@ -42,7 +42,31 @@ def write_text(path: str | Path, text: str) -> Path:
 
 
 def write_json(path: str | Path, obj: Any) -> Path:
-    return write_text(path, json.dumps(obj, indent=2, default=_json_default) + "\n")
+    """JSON that every tool can read: NaN and infinities become null."""
+    return write_text(
+        path, json.dumps(_finite(obj), indent=2, default=_json_default, allow_nan=False) + "\n"
+    )
+
+
+def json_line(obj: Any) -> str:
+    """One line of JSON for command output (NaN and infinities become null)."""
+    return json.dumps(_finite(obj), default=_json_default, allow_nan=False)
+
+
+def _finite(obj: Any) -> Any:
+    import math
+
+    import numpy as np
+
+    if isinstance(obj, dict):
+        return {k: _finite(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_finite(v) for v in obj]
+    if isinstance(obj, np.ndarray):
+        return _finite(obj.tolist())
+    if isinstance(obj, (float, np.floating)):
+        return float(obj) if math.isfinite(obj) else None
+    return obj
 
 
 def save_figure(fig, path: str | Path) -> Path:

@@ -8,7 +8,7 @@ import numpy as np
 
 from learnlaw.errors import UserError
 from learnlaw.laws.base import Law
-from learnlaw.schedules import Schedule, parse_schedule
+from learnlaw.schedules import Schedule, parse_schedule, wsd_decay_start
 
 
 @dataclass
@@ -105,9 +105,9 @@ def sweep_wsd_fraction(
         fractions = np.round(np.arange(0.05, 1.0001, 0.05), 4)
     out = []
     for fraction in fractions:
-        start = round(total * (1 - fraction))
-        if start < warmup:
-            continue  # the decay would begin inside the warmup
+        start = wsd_decay_start({"total": total, "decay_frac": float(fraction)})
+        if start < warmup or start >= total:
+            continue  # the decay would begin inside the warmup, or not at all
         schedule = parse_schedule(wsd_spec(total, peak, final, warmup, float(fraction), shape))
         loss = law.predict(schedule, np.array([total]), model_size=model_size)[0]
         out.append((float(fraction), float(loss)))

@@ -19,7 +19,8 @@ Families and their keys (lists are separated by ``/``):
 - ``cyclic``: peak, cycle, total [, final=0, warmup, rewarmup=0, shape=cosine|linear]:
   cycles of ``cycle`` steps after the warmup; each later cycle re-warms from final to peak over
   ``rewarmup`` steps, then decays to final by the cycle's end.
-- ``csv``: path=FILE with columns step,lr (sparse points, linearly interpolated)
+- ``csv``: path=FILE [, warmup=W] with columns step,lr (sparse points, linearly interpolated;
+  the warmup is detected from the LR unless given)
 """
 
 from __future__ import annotations
@@ -88,16 +89,18 @@ class Schedule:
 
     # ---- construction -------------------------------------------------------------------
     @classmethod
-    def from_array(cls, lrs: np.ndarray) -> Schedule:
+    def from_array(cls, lrs: np.ndarray, warmup: int | None = None) -> Schedule:
         """A schedule whose step s has learning rate ``lrs[s]`` (the last value after the end)."""
         lrs = np.asarray(lrs, dtype=float)
         if lrs.ndim != 1 or len(lrs) == 0:
             raise UserError("a per-step learning-rate array must be one-dimensional and non-empty")
-        return cls.from_points(np.arange(len(lrs)), lrs)
+        return cls.from_points(np.arange(len(lrs)), lrs, warmup)
 
     @classmethod
-    def from_points(cls, steps: np.ndarray, lrs: np.ndarray) -> Schedule:
-        """Linear interpolation between logged ``(step, lr)`` points."""
+    def from_points(cls, steps: np.ndarray, lrs: np.ndarray, warmup: int | None = None) -> Schedule:
+        """Linear interpolation between logged ``(step, lr)`` points.
+
+        ``warmup`` is the length of the initial linear warmup; None detects it from the LR."""
         steps = np.asarray(steps, dtype=float)
         lrs = np.asarray(lrs, dtype=float)
         if len(steps) == 0 or steps.shape != lrs.shape:
@@ -105,7 +108,10 @@ class Schedule:
         if not np.all(np.isfinite(lrs)):
             raise UserError("learning-rate points contain NaN or infinite values")
         order = np.argsort(steps, kind="stable")
-        return cls("points", {}, steps[order], lrs[order])
+        steps, lrs = steps[order], lrs[order]
+        if warmup is None:
+            warmup = detect_warmup(np.interp(np.arange(int(steps[-1]) + 1), steps, lrs))
+        return cls("points", {"warmup": int(warmup)}, steps, lrs)
 
     # ---- evaluation ---------------------------------------------------------------------
     def lr(self, steps: np.ndarray | int) -> np.ndarray:
@@ -135,12 +141,6 @@ class Schedule:
         t = self.params.get("total")
         return None if t is None else int(t)
 
-    @property
-    def peak(self) -> float:
-        if self.kind == "points":
-            return float(np.max(self.point_lrs))
-        return float(self.params["peak"])
-
     # ---- text form ----------------------------------------------------------------------
     def spec(self) -> str:
         """The spec string this schedule parses from (not available for point schedules)."""
@@ -157,20 +157,44 @@ class Schedule:
 
     def to_json(self) -> dict[str, Any]:
         if self.kind == "points":
-            return {"points": {"steps": self.point_steps.tolist(), "lrs": self.point_lrs.tolist()}}
+            return {
+                "points": {
+                    "steps": self.point_steps.tolist(),
+                    "lrs": self.point_lrs.tolist(),
+                    "warmup": self.warmup,
+                }
+            }
         return {"spec": self.spec()}
 
     @classmethod
     def from_json(cls, obj: dict[str, Any]) -> Schedule:
         if "spec" in obj:
             return parse_schedule(obj["spec"])
-        return cls.from_points(np.array(obj["points"]["steps"]), np.array(obj["points"]["lrs"]))
+        points = obj["points"]
+        return cls.from_points(
+            np.array(points["steps"]), np.array(points["lrs"]), points.get("warmup")
+        )
 
 
 def _fmt(v: Any) -> str:
     if isinstance(v, float):
-        return f"{v:g}"
+        return repr(v)  # full precision: a spec must parse back to the same schedule
     return str(v)
+
+
+def detect_warmup(lrs: np.ndarray) -> int:
+    """Length of an initial linear warmup: steps before the LR first reaches its early peak.
+
+    Returns 0 unless the schedule starts well below its peak and rises to it.
+    """
+    if len(lrs) < 3:
+        return 0
+    rising = np.diff(lrs) >= -1e-15 * max(abs(lrs).max(), 1.0)
+    end = len(lrs) - 1 if rising.all() else int(np.argmin(rising))
+    peak = lrs[end]
+    if peak <= 0 or lrs[0] > 0.5 * peak:
+        return 0
+    return int(np.argmax(lrs[: end + 1] >= peak * (1 - 1e-9)))
 
 
 # ---- families: plain functions of (steps, params), warmup applied by Schedule.lr -----------
@@ -237,10 +261,16 @@ def parse_schedule(spec: str) -> Schedule:
     kind, _, rest = text.partition(":")
     kind = kind.strip().lower()
     if kind == "csv":
-        key, _, path = rest.partition("=")
-        if key.strip() != "path" or not path:
-            raise UserError(f"schedule {spec!r}: expected csv:path=FILE")
-        return read_schedule_csv(path.strip())
+        items = dict(x.partition("=")[::2] for x in rest.split(",") if x.strip())
+        items = {k.strip(): v.strip() for k, v in items.items()}
+        if not items.get("path") or set(items) - {"path", "warmup"}:
+            raise UserError(f"schedule {spec!r}: expected csv:path=FILE[,warmup=W]")
+        warmup = None
+        if "warmup" in items:
+            warmup = _parse_value(spec, "warmup", items["warmup"])
+            if warmup < 0:
+                raise UserError(f"schedule {spec!r}: warmup must be non-negative")
+        return read_schedule_csv(items["path"], warmup)
     if kind not in _KEYS:
         known = ", ".join([*_KEYS, "csv"])
         raise UserError(f"schedule {spec!r}: unknown kind {kind!r}; expected one of {known}")
@@ -275,6 +305,8 @@ def _parse_value(spec: str, key: str, value: str) -> Any:
             numbers = [float(v) for v in value.split("/") if v.strip()]
             return [int(v) for v in numbers] if key == "milestones" else numbers
         number = float(value)
+        if not math.isfinite(number):
+            raise ValueError
         if key in _INT_KEYS:
             if number != int(number):
                 raise ValueError
@@ -332,12 +364,13 @@ def _validate(spec: str, kind: str, p: dict[str, Any]) -> None:
         fail("rewarmup must be in [0, cycle)")
 
 
-def read_schedule_csv(path: str | Path) -> Schedule:
-    """A point schedule from a CSV file with columns ``step`` and ``lr`` (aliases accepted)."""
+def read_schedule_csv(path: str | Path, warmup: int | None = None) -> Schedule:
+    """A point schedule from a CSV file with columns ``step`` and ``lr`` (aliases accepted);
+    its warmup is detected from the LR unless given."""
     from learnlaw.curves import read_table
 
     table = read_table(path)
     steps, lrs = table.lr_points()
     if len(steps) == 0:
         raise UserError(f"{path}: no learning-rate values found (expected columns step,lr)")
-    return Schedule.from_points(steps, lrs)
+    return Schedule.from_points(steps, lrs, warmup)

@@ -25,6 +25,7 @@ from learnlaw.policy.engine import Policy
 from learnlaw.policy.run import RUN_FORMAT, build_task, load_policy
 
 ANALYSIS_FORMAT = ("learnlaw.analysis", 1)
+MIN_LAW_R2 = 0.9  # below this a step-law fit does not describe its curve
 EXTRAPOLATE_TO = (1e4, 1e5, 1e6, 1e7)
 # What the paper reports (Gu et al. 2024), for the table next to ours.
 PAPER = {
@@ -41,6 +42,10 @@ PAPER = {
         "beta_improvement": "21.2% (Fig. 11) / 18.7% (Table 2, T=4K)",
     },
 }
+
+
+def follows_law(fit) -> bool:
+    return bool(fit.r2 >= MIN_LAW_R2 and fit.beta > 0 and np.isfinite(fit.B) and fit.B > 0)
 
 
 def load_run(run_dir: Path):
@@ -119,14 +124,35 @@ def analyze_run(
         "uniform": fit_u.to_json(),
         "learned": fit_l.to_json(),
         "shared": ["L0", "t0"],
-        "B_improvement": abs(fit_l.B - fit_u.B) / fit_u.B,
-        "beta_improvement": abs(fit_l.beta - fit_u.beta) / fit_u.beta,
-        "acceleration_closed_form": closed_form_acceleration(fit_u, fit_l, steps),
         "acceleration_measured": acceleration_ratio(u_test, l_test),
-        "extrapolated_acceleration": {
-            f"{x:.0e}": closed_form_acceleration(fit_u, fit_l, x) for x in EXTRAPOLATE_TO
-        },
     }
+    bad = [name for name, f in (("uniform", fit_u), ("learned", fit_l)) if not follows_law(f)]
+    if bad:
+        # the closed forms assume both curves follow the law; say so instead of printing nonsense
+        analysis["step_law"]["note"] = (
+            f"the {' and '.join(bad)} test curve does not follow L0 + (B/t)^beta "
+            f"(r^2 below {MIN_LAW_R2} or beta <= 0), so the coefficient changes and the closed-form "
+            "acceleration are not reported"
+        )
+        analysis["step_law"].update(
+            {
+                "B_improvement": None,
+                "beta_improvement": None,
+                "acceleration_closed_form": None,
+                "extrapolated_acceleration": {f"{x:.0e}": None for x in EXTRAPOLATE_TO},
+            }
+        )
+    else:
+        analysis["step_law"].update(
+            {
+                "B_improvement": abs(fit_l.B - fit_u.B) / fit_u.B,
+                "beta_improvement": abs(fit_l.beta - fit_u.beta) / fit_u.beta,
+                "acceleration_closed_form": closed_form_acceleration(fit_u, fit_l, steps),
+                "extrapolated_acceleration": {
+                    f"{x:.0e}": closed_form_acceleration(fit_u, fit_l, x) for x in EXTRAPOLATE_TO
+                },
+            }
+        )
     analysis["compression_ratio"] = {
         "set": "test",
         "n_classes": task.n_classes,

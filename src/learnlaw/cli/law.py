@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import click
@@ -11,7 +10,7 @@ import numpy as np
 from learnlaw.cli.common import note, percent, read_curves, table, warn
 from learnlaw.curves import LossCurve, parse_model_size
 from learnlaw.errors import UserError
-from learnlaw.files import write_text
+from learnlaw.files import json_line, write_text
 from learnlaw.laws import LAWS, load_fit, make_law, save_fit
 from learnlaw.laws.base import Law, as_run
 from learnlaw.laws.metrics import curve_metrics
@@ -25,8 +24,16 @@ def law() -> None:
     """Fit loss-curve laws to training runs and predict curves under any LR schedule."""
 
 
-def _size_option(text: str | None) -> float | None:
-    return None if text is None else parse_model_size(text)
+def _size_option(text: str | None, model: Law) -> float | None:
+    """--model-size, which only a fit with a model-size term can use."""
+    if text is None:
+        return None
+    if not getattr(model, "size_scaling", False):
+        raise UserError(
+            f"--model-size {text}: this {model.name} fit has no model-size term "
+            "(fit with --size-scaling to use one)"
+        )
+    return parse_model_size(text)
 
 
 @law.command("fit")
@@ -50,7 +57,7 @@ def _size_option(text: str | None) -> float | None:
     "--warmup-steps",
     type=int,
     default=None,
-    help="Steps 0..W-1 are a linear warmup (counted at the peak LR). Default: detected.",
+    help="Steps 0..W-1 are a linear warmup (each law's convention applies). Default: detected.",
 )
 @click.option(
     "--schedule",
@@ -105,6 +112,8 @@ def fit_command(
         model.bootstrap(curves, bootstrap, seed)
     save_fit(model, output)
     info = model.fit_info_
+    for message in info.get("notes", []):
+        note(message)
     points = sum(c["points"] for c in info["curves"])
     click.echo(
         f"{model.name} law fitted on {len(curves)} curves ({points} points) "
@@ -206,7 +215,7 @@ def predict_command(
 ):
     """Predict the loss curves of FILES (and score them), or of a --schedule nobody has run."""
     model = load_fit(fit_file)
-    size = _size_option(model_size)
+    size = _size_option(model_size, model)
     if not 0 < level < 1:
         raise UserError(f"--level {level}: must be in (0, 1)")
     if schedule_spec is not None:
@@ -266,7 +275,7 @@ def predict_command(
     if plot:
         _plot(model, curves, plot, predictions=predictions, bands=band_list or None)
     if as_json:
-        click.echo(json.dumps({"files": per_file, "overall": overall}))
+        click.echo(json_line({"files": per_file, "overall": overall}))
         return
     header = ["file", "points", "PredE", "worst", "R^2"] + (
         [f"{level:.0%} band covers"] if bands else []
@@ -340,7 +349,7 @@ def _predict_schedule(model, spec, steps, warmup_steps, size, csv_out, plot, as_
         }
         if lo is not None:
             obj["band"] = {"level": level, "low": lo.tolist(), "high": hi.tolist()}
-        click.echo(json.dumps(obj))
+        click.echo(json_line(obj))
         return
     marks = np.unique(np.linspace(0, len(pred.steps) - 1, 11).round().astype(int))
     header = ["step", "lr", "predicted loss"] + ([f"{level:.0%} band"] if lo is not None else [])
@@ -432,7 +441,7 @@ def compare_command(files, fit_on, warmup_steps, loss_column, lam, plot, as_json
     )
     if as_json:
         click.echo(
-            json.dumps(
+            json_line(
                 {
                     "fit_on": [c.name for c in fit_curves],
                     "curves": [

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import click
@@ -11,11 +10,12 @@ import numpy as np
 from learnlaw.cli.common import table, warn
 from learnlaw.cli.law import _size_option, fit_warmup
 from learnlaw.errors import UserError
+from learnlaw.files import json_line
 from learnlaw.laws import load_fit
 from learnlaw.laws.base import as_run
 from learnlaw.planning import compare_schedules, sweep_wsd_fraction, wsd_spec
 from learnlaw.plots import CurvePanel, plot_predictions, plot_sweep
-from learnlaw.schedules import DECAY_SHAPES, parse_schedule
+from learnlaw.schedules import DECAY_SHAPES, Schedule, parse_schedule, wsd_decay_start
 
 
 @click.group()
@@ -40,7 +40,7 @@ def schedule() -> None:
 def compare_command(fit_file, specs, steps, model_size, plot, no_plot, as_json):
     """Predicted final loss of every schedule SPEC (best first), as a table and a plot."""
     model = load_fit(fit_file)
-    preds = compare_schedules(model, list(specs), steps, model_size=_size_option(model_size))
+    preds = compare_schedules(model, list(specs), steps, model_size=_size_option(model_size, model))
     for p in preds:
         run, s = as_run(p.schedule, p.steps[-1:])
         message = model.fitted_range_note(run, int(s[-1]))
@@ -55,7 +55,7 @@ def compare_command(fit_file, specs, steps, model_size, plot, no_plot, as_json):
         )
     if as_json:
         click.echo(
-            json.dumps(
+            json_line(
                 {
                     "schedules": [
                         {
@@ -134,7 +134,7 @@ def sweep_command(
         shape=shape,
         warmup=warmup,
         fractions=_fractions(fractions),
-        model_size=_size_option(model_size),
+        model_size=_size_option(model_size, model),
     )
     best_spec = wsd_spec(
         total, peak, final, warmup, rows[int(np.argmin([r[1] for r in rows]))][0], shape
@@ -156,7 +156,7 @@ def sweep_command(
         )
     if as_json:
         click.echo(
-            json.dumps(
+            json_line(
                 {
                     "warmup": warmup,
                     "sweep": [{"decay_frac": f, "final_loss": v} for f, v in rows],
@@ -170,7 +170,12 @@ def sweep_command(
         )
         return
     table_rows = [
-        (f"{100 * f:.0f}%", round(total * (1 - f)), f"{v:.4f}", "<- best" if i == best else "")
+        (
+            f"{100 * f:.0f}%",
+            wsd_decay_start({"total": total, "decay_frac": f}),
+            f"{v:.4f}",
+            "<- best" if i == best else "",
+        )
         for i, (f, v) in enumerate(rows)
     ]
     click.echo(table(table_rows, ("decay", "decay starts", "final loss", "best")))
@@ -205,19 +210,18 @@ def optimize_command(fit_file, total, peak, warmup, min_lr, iterations, model_si
     """The schedule that minimises the law's predicted final loss (Multi-Power Law fits)."""
     from learnlaw.files import write_text
     from learnlaw.planning import optimize_schedule, predict_schedule
-    from learnlaw.schedules import Schedule
 
     model = load_fit(fit_file)
     if warmup is None:
         warmup = fit_warmup(model) or 0
-    size = _size_option(model_size)
+    size = _size_option(model_size, model)
     result = optimize_schedule(
         model, total, peak, warmup=warmup, min_lr=min_lr, iterations=iterations, model_size=size
     )
     write_text(
         output, "step,lr\n" + "".join(f"{s},{lr!r}\n" for s, lr in enumerate(result.lrs.tolist()))
     )
-    run, _ = as_run(Schedule.from_array(result.lrs), np.array([total]), warmup_steps=warmup)
+    run, _ = as_run(Schedule.from_array(result.lrs, warmup), np.array([total]))
     message = model.fitted_range_note(run, total)
     if message:
         warn(message)
@@ -225,16 +229,14 @@ def optimize_command(fit_file, total, peak, warmup, min_lr, iterations, model_si
     sweep = sweep_wsd_fraction(model, total, peak, final=min_lr, warmup=warmup, model_size=size)
     best_frac, best_wsd = min(sweep, key=lambda r: r[1])
     wsd = wsd_spec(total, peak, min_lr, warmup, best_frac, "linear")
-    panels = [
-        CurvePanel(
-            "optimized", *_curve(model, Schedule.from_array(result.lrs), total, warmup, size)
-        )
-    ]
-    for label, spec in (
-        ("cosine", cosine),
-        (f"best WSD ({100 * best_frac:.0f}% linear decay)", wsd),
-    ):
-        pred = predict_schedule(model, parse_schedule(spec), total, model_size=size)
+    schedules = (
+        ("optimized", Schedule.from_array(result.lrs, warmup)),
+        ("cosine", parse_schedule(cosine)),
+        (f"best WSD ({100 * best_frac:.0f}% linear decay)", parse_schedule(wsd)),
+    )
+    panels = []
+    for label, sched in schedules:
+        pred = predict_schedule(model, sched, total, model_size=size)
         panels.append(CurvePanel(label, pred.steps, pred.losses, pred.lrs))
     plot = plot or str(Path(output).with_suffix(".png"))
     plot_predictions(
@@ -257,12 +259,3 @@ def optimize_command(fit_file, total, peak, warmup, min_lr, iterations, model_si
         f"shape about (1 - tau)^{result.decay_power:.2f}"
     )
     click.echo(f"wrote {output} and {plot}")
-
-
-def _curve(model, schedule, total, warmup, size):
-    steps = np.arange(max(warmup, 1), total + 1)
-    return (
-        steps,
-        model.predict(schedule, steps, warmup_steps=warmup, model_size=size),
-        schedule.values(total + 1),
-    )

@@ -105,15 +105,7 @@ class Law:
         ``start`` (parameters, e.g. a previous fit's ``params_``) replaces the grid of starting
         points by one warm start; a momentum law then keeps its lambda (set ``lam`` to a number).
         """
-        if not curves:
-            raise UserError("no curves to fit")
-        runs, steps, losses = [], [], []
-        for c in curves:
-            run, s = as_run(c)
-            self._check_run(run, s)
-            runs.append(run)
-            steps.append(s)
-            losses.append(c.losses)
+        runs, steps, losses, notes = self.fit_points(curves)
         total = sum(len(s) for s in steps)
         if total <= self.n_params():
             raise UserError(
@@ -124,8 +116,8 @@ class Law:
         self.params_, objective = self._fit(runs, steps, losses, start=start)
         seconds = time.perf_counter() - began
         per_curve = []
-        for c, run, s in zip(curves, runs, steps):
-            m = curve_metrics(self._predict(run, s), c.losses)
+        for c, run, s, y in zip(curves, runs, steps, losses):
+            m = curve_metrics(self._predict(run, s), y)
             per_curve.append(
                 {
                     "name": c.name,
@@ -141,6 +133,7 @@ class Law:
             )
         self.fit_info_ = {
             "curves": per_curve,
+            "notes": notes,
             "objective": float(objective),
             "seconds": seconds,
             "max_fitted_step": max(int(s[-1]) for s in steps),
@@ -150,6 +143,30 @@ class Law:
         }
         return self
 
+    def fit_points(self, curves: list[LossCurve]):
+        """(runs, steps, losses, notes) of the points a fit uses: every logged point after the
+        warmup (the laws say nothing about steps inside it)."""
+        if not curves:
+            raise UserError("no curves to fit")
+        runs, steps, losses, notes = [], [], [], []
+        for c in curves:
+            run, s = as_run(c)
+            keep = s >= max(run.warmup, 1)
+            if not keep.all():
+                notes.append(
+                    f"{c.name}: left out {int((~keep).sum())} points inside the warmup "
+                    f"(steps < {run.warmup})"
+                )
+            if not keep.any():
+                raise UserError(
+                    f"{c.name}: every logged point is inside the warmup of {run.warmup} steps"
+                )
+            self._check_run(run, s[keep])
+            runs.append(run)
+            steps.append(s[keep])
+            losses.append(c.losses[keep])
+        return runs, steps, losses, notes
+
     def bootstrap(self, curves: list[LossCurve], replicas: int, seed: int = 0) -> Law:
         """Refit on ``replicas`` resamplings of the fitted points (drawn with replacement within
         each curve), warm-started from the fit; the parameter sets go into ``fit_info_``."""
@@ -157,14 +174,14 @@ class Law:
         if replicas < 2:
             raise UserError(f"--bootstrap {replicas}: needs at least 2 replicas")
         rng = np.random.default_rng(seed)
-        runs_steps = [as_run(c) for c in curves]
+        runs, steps, losses, _ = self.fit_points(curves)
         sets = []
         for _ in range(replicas):
-            picks = [np.sort(rng.integers(0, len(s), len(s))) for _, s in runs_steps]
+            picks = [np.sort(rng.integers(0, len(s), len(s))) for s in steps]
             params, _ = self._fit(
-                [r for r, _ in runs_steps],
-                [s[i] for (_, s), i in zip(runs_steps, picks)],
-                [c.losses[i] for c, i in zip(curves, picks)],
+                runs,
+                [s[i] for s, i in zip(steps, picks)],
+                [y[i] for y, i in zip(losses, picks)],
                 start=self.params_,
             )
             sets.append(params)

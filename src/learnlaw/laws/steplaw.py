@@ -78,7 +78,8 @@ def fit_step_laws(
     L0: float | None = None,
     delta: float = DEFAULT_DELTA,
 ) -> list[StepLawFit]:
-    """Fit L0 + (B/t)^beta to each ``(steps, losses)``; ``shared`` ties L0 and t0 across curves.
+    """Fit L0 + (B/t)^beta to each ``(steps, losses)``; ``shared`` ties L0 and t0 across curves in
+    the grid fit (the robust refinement then refits each curve, L0 included, on its own).
 
     ``t0`` or ``L0`` fix those values instead of searching for them.
     """

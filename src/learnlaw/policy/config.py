@@ -178,13 +178,15 @@ def load_config(
 def config_from_json(obj: dict[str, Any]) -> RunConfig:
     """The inverse of ``RunConfig.to_json`` (for evaluate and resume)."""
     name = obj["task"]
-    return RunConfig(
+    config = RunConfig(
         task=name,
         seed=obj["seed"],
         train=TrainConfig(**obj["train"]),
         task_options=_task_configs()[name](**obj[name]),
         outer=OuterConfig(**obj["outer"]),
     )
+    config.validate()  # e.g. a run made on a GPU, read on a machine without one
+    return config
 
 
 def parse_override(text: str) -> tuple[str, Any]:

@@ -38,7 +38,8 @@ class OuterConfig:
             raise UserError(f"outer.epochs = {self.epochs}: must be >= 0")
         if self.method not in METHODS:
             raise UserError(f"outer.method = {self.method!r}: expected one of {', '.join(METHODS)}")
-        if self.lr != "auto" and (isinstance(self.lr, str) or not self.lr > 0):
+        numeric = isinstance(self.lr, (int, float)) and not isinstance(self.lr, bool)
+        if self.lr != "auto" and not (numeric and self.lr > 0):
             raise UserError(f'outer.lr = {self.lr!r}: expected a positive number or "auto"')
         if not self.max_change > 0:
             raise UserError(f"outer.max_change = {self.max_change}: must be positive")

@@ -98,16 +98,13 @@ def _score(curves: dict[str, np.ndarray]) -> float:
 
 
 def _same_run(saved: dict[str, Any], current: dict[str, Any]) -> list[str]:
-    """Config keys that differ, ignoring the number of outer epochs (a run may be extended)."""
+    """Config keys that differ. The number of outer epochs counts too: it sets the outer step's
+    linear decay, so a run cannot be extended, only resumed."""
     diffs = []
     for section in set(saved) | set(current):
         a, b = saved.get(section), current.get(section)
         if isinstance(a, dict) and isinstance(b, dict):
-            diffs += [
-                f"{section}.{k}"
-                for k in set(a) | set(b)
-                if a.get(k) != b.get(k) and f"{section}.{k}" != "outer.epochs"
-            ]
+            diffs += [f"{section}.{k}" for k in set(a) | set(b) if a.get(k) != b.get(k)]
         elif a != b:
             diffs.append(section)
     return sorted(diffs)
@@ -237,9 +234,10 @@ def _where(where: str):
     try:
         yield
     except DivergenceError as exc:
-        raise DivergenceError(
-            f"{where}: {exc}; the last good policy is kept in {CHECKPOINT}"
-        ) from None
+        kept = (
+            "" if where == "the uniform run" else f"; the last good policy is kept in {CHECKPOINT}"
+        )
+        raise DivergenceError(f"{where}: {exc}{kept}") from None
 
 
 def write_outputs(
@@ -333,7 +331,7 @@ def run_metrics(task: FunctionalTask, state: RunState, uniform, learned) -> dict
             "mean": float(ratio.mean()),
             "last_step": float(ratio[-1]),
             "every_row": ratio[:: max(1, len(ratio) // 100)].tolist(),
-            "definition": "mean weight on corrupted training examples / mean weight on clean ones, per step",
+            "definition": "mean weight on corrupted training examples / mean weight on clean ones, per policy row (a step when segment = 1)",
         }
     return metrics
 

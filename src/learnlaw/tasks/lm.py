@@ -64,6 +64,8 @@ class LMConfig:
             raise UserError(f"lm.corrupt_fraction = {self.corrupt_fraction}: must be in [0, 1]")
         if not 0 <= self.select_fraction < 1:
             raise UserError(f"lm.select_fraction = {self.select_fraction}: must be in [0, 1)")
+        if round(self.select_fraction * self.n_desired) >= self.n_desired:
+            raise UserError("lm.select_fraction leaves no desired examples for the objective")
         if self.edits_per_64 < 0:
             raise UserError(f"lm.edits_per_64 = {self.edits_per_64}: must be >= 0")
         if self.d_model % self.n_heads:

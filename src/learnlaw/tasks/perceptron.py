@@ -42,21 +42,25 @@ class PerceptronConfig:
     def validate(self) -> None:
         for key in ("dim", "n_train", "n_desired", "n_test"):
             if getattr(self, key) <= 0:
-                raise UserError(f"task.{key} = {getattr(self, key)}: must be positive")
+                raise UserError(f"perceptron.{key} = {getattr(self, key)}: must be positive")
         if not 0 <= self.label_noise <= 1:
-            raise UserError(f"task.label_noise = {self.label_noise}: must be in [0, 1]")
+            raise UserError(f"perceptron.label_noise = {self.label_noise}: must be in [0, 1]")
         if not 0 <= self.select_fraction < 1:
-            raise UserError(f"task.select_fraction = {self.select_fraction}: must be in [0, 1)")
+            raise UserError(
+                f"perceptron.select_fraction = {self.select_fraction}: must be in [0, 1)"
+            )
         if self.train_scale_is not in ("variance", "std"):
             raise UserError(
-                f"task.train_scale_is = {self.train_scale_is!r}: expected variance or std"
+                f"perceptron.train_scale_is = {self.train_scale_is!r}: expected variance or std"
             )
         if self.train_scale <= 0 or self.desired_std <= 0:
-            raise UserError("task.train_scale and task.desired_std must be positive")
+            raise UserError("perceptron.train_scale and perceptron.desired_std must be positive")
         if self.init not in ("zeros", "normal"):
-            raise UserError(f"task.init = {self.init!r}: expected zeros or normal")
+            raise UserError(f"perceptron.init = {self.init!r}: expected zeros or normal")
         if round(self.select_fraction * self.n_desired) >= self.n_desired:
-            raise UserError("task.select_fraction leaves no desired examples for the objective")
+            raise UserError(
+                "perceptron.select_fraction leaves no desired examples for the objective"
+            )
 
 
 class PerceptronTask(FunctionalTask):
