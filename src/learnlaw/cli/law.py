@@ -432,8 +432,10 @@ def compare_command(files, fit_on, warmup_steps, loss_column, lam, plot, as_json
     results = {}
     for name, model in laws.items():
         model.fit(fit_curves)
+        predictions = {c.name: model.predict(c) for c in others}
         results[name] = {
-            c.name: (model.predict(c), curve_metrics(model.predict(c), c.losses)) for c in others
+            c.name: (predictions[c.name], curve_metrics(predictions[c.name], c.losses))
+            for c in others
         }
     families = _families(curves, laws)
     plot_law_comparison(

@@ -109,7 +109,10 @@ def evaluate_command(run_dir):
 
     metrics = evaluate_run(Path(run_dir))
     saved_path = Path(run_dir) / "metrics.json"
-    saved = json.loads(saved_path.read_text()) if saved_path.exists() else {}
+    try:
+        saved = json.loads(saved_path.read_text()) if saved_path.exists() else {}
+    except (json.JSONDecodeError, UnicodeDecodeError):
+        saved = {}  # a damaged metrics.json: show the recomputed numbers alone
     rows = []
     for key in ("acceleration_ratio", "auc_ratio"):
         rows.append((key, f"{metrics[key]:.4f}", f"{saved[key]:.4f}" if key in saved else "-"))

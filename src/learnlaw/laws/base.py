@@ -165,6 +165,11 @@ class Law:
             runs.append(run)
             steps.append(s[keep])
             losses.append(c.losses[keep])
+        sizes = {r.model_size for r in runs if r.model_size}
+        if len(sizes) > 1 and not getattr(self, "size_scaling", False):
+            notes.append(
+                f"curves of {len(sizes)} model sizes are fitted by one size-free {self.name} law"
+            )
         return runs, steps, losses, notes
 
     def bootstrap(self, curves: list[LossCurve], replicas: int, seed: int = 0) -> Law:

@@ -19,7 +19,7 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from learnlaw.analysis.metrics import acceleration_ratio, loss_auc, speedup_metrics
+from learnlaw.analysis.metrics import acceleration_ratio, auc_ratio, loss_auc, speedup_metrics
 from learnlaw.errors import UserError
 from learnlaw.files import atomic_write, versions, write_json, write_text
 from learnlaw.policy.config import RunConfig
@@ -317,7 +317,7 @@ def run_metrics(task: FunctionalTask, state: RunState, uniform, learned) -> dict
             "desired_set": {
                 split: {
                     "acceleration_ratio": acceleration_ratio(uniform[split], learned[split]),
-                    "auc_ratio": loss_auc(uniform[split]) / loss_auc(learned[split]),
+                    "auc_ratio": auc_ratio(uniform[split], learned[split]),
                 }
                 for split in ("objective", "select")
                 if split in uniform
