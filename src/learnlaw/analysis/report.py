@@ -23,7 +23,7 @@ def _fmt(x: Any, percent: bool = False) -> str:
     if x is None:
         return "-"
     if isinstance(x, str):
-        return html.escape(x)
+        return x
     return f"{100 * x:.1f}%" if percent else f"{x:.4g}"
 
 
@@ -94,6 +94,7 @@ def headline_rows(a: dict[str, Any]) -> list[tuple[str, str, str]]:
             )
             for k, v in sl["extrapolated_acceleration"].items()
         ],
+        *([("step law", sl["note"], "-")] if sl.get("note") else []),
     ]
 
 
@@ -152,7 +153,7 @@ def write_report(
         ),
     ]
     rows = "\n".join(
-        f"<tr><td>{html.escape(q)}</td><td>{v}</td><td>{p}</td></tr>"
+        f"<tr><td>{html.escape(q)}</td><td>{html.escape(v)}</td><td>{html.escape(p)}</td></tr>"
         for q, v, p in headline_rows(analysis)
     )
     imgs = "\n".join(
