@@ -29,11 +29,16 @@ def demo(out, quiet):
     metrics = policy_demo(out / "policy", quiet)
     print_summary(metrics, out / "policy")
     analysis = analyze_run(out / "policy")
-    sim = analysis["sim"]
+    sim, law = analysis["sim"], analysis["step_law"]
+    if law["B_improvement"] is None:
+        coefficients = f"step law: {law['note']}"
+    else:
+        coefficients = (
+            f"step law |dB|/B {100 * law['B_improvement']:.1f}%, "
+            f"|dbeta|/beta {100 * law['beta_improvement']:.1f}%"
+        )
     click.echo(
-        f"Learning Law: SIM uniform {sim['uniform']:.3f} -> learned {sim['learned']:.3f}; "
-        f"step law |dB|/B {100 * analysis['step_law']['B_improvement']:.1f}%, "
-        f"|dbeta|/beta {100 * analysis['step_law']['beta_improvement']:.1f}%"
+        f"Learning Law: SIM uniform {sim['uniform']:.3f} -> learned {sim['learned']:.3f}; {coefficients}"
     )
     click.echo(f"report: {out / 'policy' / 'report.html'}")
     click.echo("\n== Loss-curve law: momentum law fitted on the shipped constant + cosine runs")
