@@ -26,7 +26,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from learnlaw.laws.base import Law, Run
+from learnlaw.laws.base import Law, Run, forward_area
 from learnlaw.laws.fitting import (
     DEFAULT_DELTA,
     FitResult,
@@ -77,7 +77,7 @@ def drop_terms(run: Run, steps: np.ndarray, block_growth: float = 0.0) -> DropTe
     eta, t, s_w = post_warmup(run, steps)
     n = int(t.max()) + 1
     eta = eta[:n]
-    cum = np.concatenate([[0.0], np.cumsum(eta[1:])])  # cum[j] = sum_{tau=1..j} eta_tau
+    cum = forward_area(eta)  # cum[j] = sum_{tau=1..j} eta_tau = S1(j)
     drops = np.zeros(n)
     drops[1:] = eta[:-1] - eta[1:]  # d_k = eta_{k-1} - eta_k
     s1 = cum[t] + s_w
