@@ -7,7 +7,7 @@ sequences receive random edits (about ``edits_per_64`` per 64 tokens): replace a
 random one, delete a token, or repeat one; the length is kept by filling from the text that
 follows the sequence (or truncating). Which sequences were corrupted is recorded, so the
 analysis can show where the policy puts its weight. Everything goes through the generic
-torch.func path of ``FunctionalTask``.
+autograd path of ``FunctionalTask``.
 """
 
 from __future__ import annotations

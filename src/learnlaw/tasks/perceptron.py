@@ -37,7 +37,7 @@ class PerceptronConfig:
     desired_std: float = 1.0
     label_noise: float = 0.0  # fraction of training labels flipped
     init: str = "zeros"  # theta_0: zeros or normal (N(0, 1/D))
-    analytic: bool = True  # the closed-form fast path; False uses the generic torch.func path
+    analytic: bool = True  # the closed-form fast path; False uses the generic autograd path
 
     def validate(self) -> None:
         for key in ("dim", "n_train", "n_desired", "n_test"):
