@@ -134,7 +134,6 @@ class Table:
 
     path: str
     series: dict[str, tuple[np.ndarray, np.ndarray]]
-    step_column: str = "step"
 
     def find(self, aliases: tuple[str, ...], requested: str | None = None) -> list[str]:
         """Columns matching ``requested`` (exactly) or else any alias, in alias order."""
@@ -181,14 +180,14 @@ def _parse_number(text: str) -> float:
     return float(t)
 
 
-def _assemble(path: str, rows: list[tuple[int, float, dict[str, float]]], step_col: str) -> Table:
+def _assemble(path: str, rows: list[tuple[int, float, dict[str, float]]]) -> Table:
     series: dict[str, tuple[list[float], list[float]]] = {}
     for _, step, values in rows:
         for name, value in values.items():
             s, v = series.setdefault(name, ([], []))
             s.append(step)
             v.append(value)
-    return Table(path, {k: (np.array(s), np.array(v)) for k, (s, v) in series.items()}, step_col)
+    return Table(path, {k: (np.array(s), np.array(v)) for k, (s, v) in series.items()})
 
 
 def _check_step(path: str, where: str, value: float) -> float:
@@ -251,7 +250,7 @@ def read_csv_table(path: str | Path) -> Table:
         rows.append((row_no, step, values))
     if not rows:
         raise UserError(f"{p}: the file has a header but no data rows")
-    return _assemble(p, rows, columns[step_idx])
+    return _assemble(p, rows)
 
 
 def read_jsonl_table(path: str | Path) -> Table:
@@ -261,7 +260,6 @@ def read_jsonl_table(path: str | Path) -> Table:
     if not text.strip():
         raise UserError(f"{p}: the file is empty")
     rows = []
-    step_col = None
     for line_no, line in enumerate(text.splitlines(), start=1):
         if not line.strip():
             continue
@@ -278,7 +276,6 @@ def read_jsonl_table(path: str | Path) -> Table:
             raise UserError(
                 f"{p}: line {line_no}: no step field; expected one of {', '.join(STEP_ALIASES[:6])}"
             )
-        step_col = key
         values = {}
         for k, v in flat.items():
             if isinstance(v, bool) or v is None:
@@ -300,7 +297,7 @@ def read_jsonl_table(path: str | Path) -> Table:
         rows.append((line_no, step, values))
     if not rows:
         raise UserError(f"{p}: no JSON objects found")
-    return _assemble(p, rows, step_col or "step")
+    return _assemble(p, rows)
 
 
 def _flatten(obj: dict, prefix: str = "") -> dict[str, Any]:

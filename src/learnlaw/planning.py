@@ -173,7 +173,7 @@ def optimize_schedule(
 
     for _ in range(iterations):
         opt.zero_grad()
-        loss = law.final_loss_torch(schedule_of(v), warmup, model_size)
+        loss = law.final_loss_torch(schedule_of(v), warmup)
         if loss.item() < best_loss:
             best_loss, best_v = loss.item(), v.detach().clone()
         loss.backward()

@@ -23,22 +23,15 @@ def plot_run_curves(
         for split, style in (("test", "-"), ("objective", ":")):
             if split not in uniform:
                 continue
-            ax.plot(
-                t[1:],
-                uniform[split][1:],
-                style,
-                color="C0",
-                lw=1.5,
-                label=f"uniform policy, {split} set",
-            )
-            ax.plot(
-                t[1:],
-                learned[split][1:],
-                style,
-                color="C3",
-                lw=1.5,
-                label=f"learned policy, {split} set",
-            )
+            for curves, color, name in ((uniform, "C0", "uniform"), (learned, "C3", "learned")):
+                ax.plot(
+                    t[1:],
+                    curves[split][1:],
+                    style,
+                    color=color,
+                    lw=1.5,
+                    label=f"{name} policy, {split} set",
+                )
         if log:
             ax.set_xscale("log")
             ax.set_yscale("log")

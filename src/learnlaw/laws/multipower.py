@@ -229,9 +229,7 @@ class MultiPowerLaw(Law):
             for c, beta, gamma in itertools.product((0.5, 2.0, 8.0), (0.3, 0.6), (0.3, 0.6))
         ]
 
-    def final_loss_torch(
-        self, eta: torch.Tensor, warmup: int, model_size: float | None = None
-    ) -> torch.Tensor:
+    def final_loss_torch(self, eta: torch.Tensor, warmup: int) -> torch.Tensor:
         """The law at the last step for post-warmup LRs ``eta`` (eta[0] = peak), differentiable
         in ``eta``: exact, O(len(eta)) (used to optimise a schedule)."""
         l0, a, alpha, b, c, beta, gamma = (self.params_[k] for k in PARAMS)

@@ -293,6 +293,14 @@ def write_curves_csv(
     write_text(path, "\n".join(rows) + "\n")
 
 
+def speedup_on_test_set(task: FunctionalTask, uniform, learned) -> dict[str, Any]:
+    """The headline numbers of a run, on the held-out test curves (one place for the convention)."""
+    metrics = speedup_metrics(uniform["test"], learned["test"], task.n_classes)
+    metrics["compression_ratio"]["set"] = "test"
+    metrics["compression_ratio"]["units"] = "log base 2 of |V| in the numerator, loss in nats"
+    return metrics
+
+
 def corrupted_weight_ratio(weights: np.ndarray, corrupted: np.ndarray) -> np.ndarray:
     """Per policy row: mean weight on corrupted examples / mean weight on clean ones."""
     return weights[:, corrupted].mean(axis=1) / weights[:, ~corrupted].mean(axis=1)
@@ -300,9 +308,7 @@ def corrupted_weight_ratio(weights: np.ndarray, corrupted: np.ndarray) -> np.nda
 
 def run_metrics(task: FunctionalTask, state: RunState, uniform, learned) -> dict[str, Any]:
     history = state.history
-    metrics = speedup_metrics(uniform["test"], learned["test"], task.n_classes)
-    metrics["compression_ratio"]["set"] = "test"
-    metrics["compression_ratio"]["units"] = "log base 2 of |V| in the numerator, loss in nats"
+    metrics = speedup_on_test_set(task, uniform, learned)
     metrics.update(
         {
             "best_epoch": state.best_epoch,
@@ -347,6 +353,4 @@ def evaluate_run(out: Path) -> dict[str, Any]:
     )
     u = run_policy(task, uniform, eta, steps).curves
     lcurves = run_policy(task, learned, eta, steps).curves
-    metrics = speedup_metrics(u["test"], lcurves["test"], task.n_classes)
-    metrics["compression_ratio"]["set"] = "test"
-    return metrics
+    return speedup_on_test_set(task, u, lcurves)
