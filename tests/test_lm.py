@@ -74,9 +74,8 @@ def test_corruption_edits_keep_length_and_record_which():
 
 
 def test_tiny_lm_run_end_to_end(tmp_path, capsys):
-    args = [
-        f"--set=lm.{k}={v}" for k, v in {**TINY, "n_train": 16, "n_desired": 8, "n_test": 8}.items()
-    ]
+    small = {**TINY, "n_train": 16, "n_desired": 8, "n_test": 8}
+    args = [f"--set=lm.{k}={v}" for k, v in small.items()]
     out = tmp_path / "run"
     code, _, err = run_cli(
         [
@@ -107,6 +106,18 @@ def test_tiny_lm_run_end_to_end(tmp_path, capsys):
     code, _stdout, err = run_cli(["analyze", out], capsys)
     assert code == 0, err
     assert (out / "report.html").exists()
+    analysis = json.loads((out / "analysis.json").read_text())
+    # the policy's weight on corrupted vs clean sequences, recomputed from policy.npz by hand
+    weights = np.load(out / "policy.npz")["policy"].astype(float)
+    weights /= weights.sum(1, keepdims=True)
+    corrupted = LMTask(
+        LMConfig(**small), json.loads((out / "config.json").read_text())["config"]["seed"]
+    ).corrupted
+    by_hand = weights[:, corrupted].mean(1) / weights[:, ~corrupted].mean(1)
+    ratio = analysis["corrupted_weight_ratio"]
+    assert ratio["mean"] == pytest.approx(by_hand.mean(), rel=1e-6)
+    assert ratio["last_row"] == pytest.approx(by_hand[-1], rel=1e-6)
+    assert (out / "analysis" / "corrupted_weight.png").exists()
 
 
 def test_bad_corpora(tmp_path):

@@ -16,7 +16,13 @@ import numpy as np
 import torch
 
 from learnlaw.analysis.learning_law import Thresholds, learning_law_summary, trace_policy
-from learnlaw.analysis.metrics import acceleration_ratio, auc_ratio, compression_ratio, loss_auc
+from learnlaw.analysis.metrics import (
+    acceleration_ratio,
+    auc_ratio,
+    compression_ratio,
+    corruption_summary,
+    loss_auc,
+)
 from learnlaw.errors import UserError
 from learnlaw.files import write_json
 from learnlaw.laws.steplaw import closed_form_acceleration, fit_step_laws
@@ -175,6 +181,9 @@ def analyze_run(
         "definition": "sum_{t=1..T} L(theta_t)",
     }
     analysis["acceleration_ratio"] = acceleration_ratio(u_test, l_test)
+    weights = learned.per_step(steps).double().cpu().numpy()
+    corrupted = getattr(task, "corrupted", None)
+    analysis["corrupted_weight_ratio"] = corruption_summary(weights, corrupted)
     analysis["paper"] = PAPER.get(config.task, {})
     write_json(run_dir / "analysis.json", analysis)
     if report:
@@ -185,8 +194,8 @@ def analyze_run(
             analysis,
             tu,
             tl,
-            learned.per_step(steps).float().cpu().numpy(),
+            weights,
             (fit_u, fit_l),
-            getattr(task, "corrupted", None),
+            corrupted,
         )
     return analysis

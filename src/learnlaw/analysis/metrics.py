@@ -60,3 +60,29 @@ def speedup_metrics(
         "final_loss": {"uniform": float(conventional[-1]), "learned": float(learned[-1])},
         "auc": {"uniform": loss_auc(conventional), "learned": loss_auc(learned)},
     }
+
+
+def corrupted_weight_ratio(weights: np.ndarray, corrupted: np.ndarray) -> np.ndarray:
+    """Per policy row: mean weight on corrupted examples / mean weight on clean ones."""
+    return weights[:, corrupted].mean(axis=1) / weights[:, ~corrupted].mean(axis=1)
+
+
+def corruption_summary(weights: np.ndarray, corrupted: np.ndarray | None) -> dict | None:
+    """Where a policy puts its weight when the task records corrupted examples (else None).
+
+    ``weights`` has one row per policy row (a step when segment = 1)."""
+    if corrupted is None or not corrupted.any() or corrupted.all():
+        return None
+    ratio = corrupted_weight_ratio(weights, corrupted)
+    rows = len(ratio)
+    return {
+        "mean": float(ratio.mean()),
+        "first_row": float(ratio[0]),
+        "last_row": float(ratio[-1]),
+        "at_fraction_of_run": {
+            f"{f:g}": float(ratio[min(rows - 1, int(f * rows))]) for f in (0.1, 0.25, 0.5, 0.75)
+        },
+        "every_row": ratio[:: max(1, rows // 100)].tolist(),
+        "corrupted_examples": int(corrupted.sum()),
+        "definition": "mean weight on corrupted training examples / mean weight on clean ones, per policy row (a step when segment = 1)",
+    }

@@ -271,3 +271,22 @@ def plot_property_shares(learned, n_minus_dim: int | None, out: Path) -> Path:
         ax.grid(alpha=0.3)
     fig.tight_layout()
     return save_figure(fig, out)
+
+
+def plot_corrupted_weight(weights: np.ndarray, corrupted: np.ndarray, out: Path) -> Path:
+    """Mean weight (in units of 1/N) on clean and on corrupted examples over the run."""
+    n = weights.shape[1]
+    steps = np.arange(len(weights))
+    fig, ax = plt.subplots(figsize=(9, 4))
+    ax.plot(steps, n * weights[:, ~corrupted].mean(1), color="C2", lw=1.2, label="clean examples")
+    ax.plot(
+        steps, n * weights[:, corrupted].mean(1), color="C3", lw=1.2, label="corrupted examples"
+    )
+    ax.axhline(1, color="k", ls="--", lw=0.8, label="uniform policy")
+    ax.set_xlabel("training step t")
+    ax.set_ylabel("mean weight x N")
+    ax.set_title("Where the learned policy puts its weight")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    return save_figure(fig, out)

@@ -10,6 +10,7 @@ from typing import Any
 import numpy as np
 
 from learnlaw.analysis.plots import (
+    plot_corrupted_weight,
     plot_ct_distributions,
     plot_loss_with_laws,
     plot_policy_heatmap,
@@ -95,6 +96,17 @@ def headline_rows(a: dict[str, Any]) -> list[tuple[str, str, str]]:
             for k, v in sl["extrapolated_acceleration"].items()
         ],
         *([("step law", sl["note"], "-")] if sl.get("note") else []),
+        *(
+            [
+                (
+                    "mean weight on corrupted / clean examples, mean over t (first -> last step)",
+                    f"{cw['mean']:.3f} ({cw['first_row']:.3f} -> {cw['last_row']:.3f})",
+                    "-",
+                )
+            ]
+            if (cw := a.get("corrupted_weight_ratio"))
+            else []
+        ),
     ]
 
 
@@ -152,6 +164,14 @@ def write_report(
             f"{th['fitted_loss']:g}; small weight: below {th['small_weight']:g} x the step's largest).",
         ),
     ]
+    if groups is not None and groups.any() and not groups.all():
+        figures.append(
+            (
+                plot_corrupted_weight(weights, groups, figures_dir / "corrupted_weight.png"),
+                "Mean weight of the learned policy on clean and on corrupted training examples, "
+                "in units of the uniform weight 1/N.",
+            )
+        )
     rows = "\n".join(
         f"<tr><td>{html.escape(q)}</td><td>{html.escape(v)}</td><td>{html.escape(p)}</td></tr>"
         for q, v, p in headline_rows(analysis)

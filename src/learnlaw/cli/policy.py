@@ -38,12 +38,12 @@ def print_summary(metrics: dict, out: Path) -> None:
 
 
 @policy.command("optimize")
-@click.option("--task", default=None, help="Task to run (perceptron). Default: the config's.")
+@click.option("--task", default=None, help="Task to run: perceptron or lm. Default: the config's.")
 @click.option(
     "--config",
     "config_path",
     default=None,
-    help="TOML config file, or a built-in name (perceptron-paper, perceptron-demo, perceptron-reference, lm-paper).",
+    help="TOML config file, or a built-in name (perceptron-paper, perceptron-demo, perceptron-reference, lm-cpu, lm-paper).",
 )
 @click.option("--epochs", type=int, default=None, help="Outer epochs (overrides the config).")
 @click.option(

@@ -19,7 +19,13 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from learnlaw.analysis.metrics import acceleration_ratio, auc_ratio, loss_auc, speedup_metrics
+from learnlaw.analysis.metrics import (
+    acceleration_ratio,
+    auc_ratio,
+    corruption_summary,
+    loss_auc,
+    speedup_metrics,
+)
 from learnlaw.errors import UserError
 from learnlaw.files import atomic_write, versions, write_json, write_text
 from learnlaw.policy.config import RunConfig
@@ -301,11 +307,6 @@ def speedup_on_test_set(task: FunctionalTask, uniform, learned) -> dict[str, Any
     return metrics
 
 
-def corrupted_weight_ratio(weights: np.ndarray, corrupted: np.ndarray) -> np.ndarray:
-    """Per policy row: mean weight on corrupted examples / mean weight on clean ones."""
-    return weights[:, corrupted].mean(axis=1) / weights[:, ~corrupted].mean(axis=1)
-
-
 def run_metrics(task: FunctionalTask, state: RunState, uniform, learned) -> dict[str, Any]:
     history = state.history
     metrics = speedup_on_test_set(task, uniform, learned)
@@ -330,15 +331,11 @@ def run_metrics(task: FunctionalTask, state: RunState, uniform, learned) -> dict
             },
         }
     )
-    corrupted = getattr(task, "corrupted", None)
-    if corrupted is not None and corrupted.any() and (~corrupted).any():
-        ratio = corrupted_weight_ratio(state.best_weights.double().cpu().numpy(), corrupted)
-        metrics["corrupted_weight_ratio"] = {
-            "mean": float(ratio.mean()),
-            "last_step": float(ratio[-1]),
-            "every_row": ratio[:: max(1, len(ratio) // 100)].tolist(),
-            "definition": "mean weight on corrupted training examples / mean weight on clean ones, per policy row (a step when segment = 1)",
-        }
+    corruption = corruption_summary(
+        state.best_weights.double().cpu().numpy(), getattr(task, "corrupted", None)
+    )
+    if corruption is not None:
+        metrics["corrupted_weight_ratio"] = corruption
     return metrics
 
 

@@ -42,6 +42,7 @@ class LMConfig:
     n_layers: int = 2
     n_heads: int = 4
     d_ff: int = 256
+    embedding_std: float = 0.3  # init scale of the embeddings; 0.02 (GPT-2's) makes GD spike
     chunk_size: int = 0  # examples per chunk in full-batch passes (0: all at once)
 
     def validate(self) -> None:
@@ -66,6 +67,8 @@ class LMConfig:
             raise UserError(f"lm.select_fraction = {self.select_fraction}: must be in [0, 1)")
         if round(self.select_fraction * self.n_desired) >= self.n_desired:
             raise UserError("lm.select_fraction leaves no desired examples for the objective")
+        if not self.embedding_std > 0:
+            raise UserError(f"lm.embedding_std = {self.embedding_std}: must be positive")
         if self.edits_per_64 < 0:
             raise UserError(f"lm.edits_per_64 = {self.edits_per_64}: must be >= 0")
         if self.d_model % self.n_heads:
@@ -144,6 +147,7 @@ class LMTask(FunctionalTask):
             config.n_layers,
             config.n_heads,
             config.d_ff,
+            config.embedding_std,
         )
         params = init_params(self.model, torch.Generator().manual_seed(seed), dtype=torch.float32)
         self.names = list(params)

@@ -23,6 +23,7 @@ class TransformerConfig:
     n_layers: int = 2
     n_heads: int = 8
     d_ff: int = 512
+    embedding_std: float = 0.02  # token and position embeddings at init (see init_params)
 
     def __post_init__(self) -> None:
         if self.d_model % self.n_heads:
@@ -35,7 +36,11 @@ class TransformerConfig:
 def init_params(
     config: TransformerConfig, generator: torch.Generator, dtype: torch.dtype = torch.float32
 ) -> dict[str, torch.Tensor]:
-    """GPT-2 style initialisation: N(0, 0.02), residual projections scaled by 1/sqrt(2 layers)."""
+    """GPT-2 style initialisation: N(0, 0.02), residual projections scaled by 1/sqrt(2 layers).
+
+    The embeddings use ``config.embedding_std``: under plain gradient descent the first LayerNorm
+    divides the embeddings' gradient by their scale, so GPT-2's 0.02 gives them a ~50x larger
+    effective step than the rest of the model and the loss spikes (Adam hides this)."""
     d, f = config.d_model, config.d_ff
 
     def normal(*shape: int, std: float = 0.02) -> torch.Tensor:
@@ -43,8 +48,8 @@ def init_params(
 
     resid_std = 0.02 / math.sqrt(2 * config.n_layers)
     p: dict[str, torch.Tensor] = {
-        "tok_emb": normal(config.vocab_size, d),
-        "pos_emb": normal(config.seq_len, d),
+        "tok_emb": normal(config.vocab_size, d, std=config.embedding_std),
+        "pos_emb": normal(config.seq_len, d, std=config.embedding_std),
     }
     for i in range(config.n_layers):
         p[f"b{i}.ln1.w"], p[f"b{i}.ln1.b"] = torch.ones(d, dtype=dtype), torch.zeros(d, dtype=dtype)
