@@ -2,10 +2,11 @@
 
 Prints training tokens per second for a full-batch step (the gradient of the policy-weighted
 loss over all N sequences) and the cost of one adjoint step (the N dot products and the
-Hessian-vector product from one forward-over-reverse pass, plus the desired-loss gradient)
+Hessian-vector product from one double-backward pass, plus the desired-loss gradient)
 relative to one training step (target <= 4x). Medians of --repeats, threads stated.
 
     python benchmarks/lm_step.py [--n-train 256] [--seq-len 32] [--d-model 64] [--vocab 2048]
+    python benchmarks/lm_step.py --config lm-cpu    # the sizes of a (built-in) run config
 """
 
 from __future__ import annotations
@@ -34,6 +35,7 @@ def timed(fn, repeats: int) -> float:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--config", help="take the data and model sizes from this run config")
     parser.add_argument("--n-train", type=int, default=256)
     parser.add_argument("--seq-len", type=int, default=32)
     parser.add_argument("--d-model", type=int, default=64)
@@ -46,17 +48,24 @@ def main() -> None:
     parser.add_argument("--device", default="cpu")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
-    cfg = LMConfig(
-        vocab_size=args.vocab,
-        seq_len=args.seq_len,
-        n_train=args.n_train,
-        n_desired=128,
-        n_test=128,
-        d_model=args.d_model,
-        n_layers=args.n_layers,
-        n_heads=args.n_heads,
-        d_ff=args.d_ff,
-    )
+    if args.config:
+        from learnlaw.policy.config import load_config
+
+        cfg = load_config(args.config).task_options
+        if not isinstance(cfg, LMConfig):
+            raise SystemExit(f"--config {args.config}: not a language-model config")
+    else:
+        cfg = LMConfig(
+            vocab_size=args.vocab,
+            seq_len=args.seq_len,
+            n_train=args.n_train,
+            n_desired=128,
+            n_test=128,
+            d_model=args.d_model,
+            n_layers=args.n_layers,
+            n_heads=args.n_heads,
+            d_ff=args.d_ff,
+        )
     task = LMTask(cfg, 0, dtype=torch.float32, device=args.device)
     theta = task.theta0
     gamma = torch.full((task.n_train,), 1.0 / task.n_train, device=theta.device)
@@ -67,10 +76,11 @@ def main() -> None:
         args.repeats,
     )
     evaluate = timed(lambda: task.evaluate(theta), args.repeats)
-    tokens = task.n_train * (args.seq_len - 1)
+    tokens = task.n_train * (cfg.seq_len - 1)
     print(
-        f"LM task: {task.theta0.numel():,} parameters, N={task.n_train} sequences x {args.seq_len} tokens, "
-        f"vocabulary {args.vocab}, {args.device}, {args.threads} threads, median of {args.repeats}"
+        f"LM task{f' ({args.config})' if args.config else ''}: {task.theta0.numel():,} parameters, "
+        f"N={task.n_train} sequences x {cfg.seq_len} tokens, vocabulary {cfg.vocab_size}, "
+        f"{args.device}, {args.threads} threads, median of {args.repeats}"
     )
     print(f"{'operation':44} {'seconds':>9} {'x train step':>13}")
     print(f"{'full-batch training step (weighted gradient)':44} {step:9.3f} {1.0:13.2f}")

@@ -95,7 +95,6 @@ def headline_rows(a: dict[str, Any]) -> list[tuple[str, str, str]]:
             )
             for k, v in sl["extrapolated_acceleration"].items()
         ],
-        *([("step law", sl["note"], "-")] if sl.get("note") else []),
         *(
             [
                 (
@@ -108,6 +107,11 @@ def headline_rows(a: dict[str, Any]) -> list[tuple[str, str, str]]:
             else []
         ),
     ]
+
+
+def analysis_notes(a: dict[str, Any]) -> list[str]:
+    """Sentences that qualify the headline table (printed under it, not squeezed into a cell)."""
+    return [f"step law: {a['step_law']['note']}"] if a["step_law"].get("note") else []
 
 
 def write_report(
@@ -176,6 +180,7 @@ def write_report(
         f"<tr><td>{html.escape(q)}</td><td>{html.escape(v)}</td><td>{html.escape(p)}</td></tr>"
         for q, v, p in headline_rows(analysis)
     )
+    notes = "\n".join(f"<p>{html.escape(note)}</p>" for note in analysis_notes(analysis))
     imgs = "\n".join(
         f'<figure><img alt="{html.escape(caption)}" src="data:image/png;base64,'
         f'{base64.b64encode(path.read_bytes()).decode()}"><figcaption>{html.escape(caption)}</figcaption></figure>'
@@ -196,6 +201,7 @@ Every number is measured on the held-out test set unless stated; thresholds: {ht
 <table><tr><th>quantity</th><th>this run</th><th>paper</th></tr>
 {rows}
 </table>
+{notes}
 {imgs}
 </body></html>
 """

@@ -44,11 +44,13 @@ def analyze(run_dir, stride, zero_weight, fitted_loss, small_weight, away):
     """Check the Learning Law on a run; write RUN_DIR/analysis.json and RUN_DIR/report.html."""
     from learnlaw.analysis.analyze import analyze_run
     from learnlaw.analysis.learning_law import Thresholds
-    from learnlaw.analysis.report import headline_rows
+    from learnlaw.analysis.report import analysis_notes, headline_rows
 
     th = Thresholds(
         zero_weight=zero_weight, fitted_loss=fitted_loss, small_weight=small_weight, away=away
     )
     analysis = analyze_run(Path(run_dir), stride=stride, thresholds=th)
     click.echo(table(headline_rows(analysis), ("quantity", "this run", "paper")))
+    for note in analysis_notes(analysis):
+        click.echo(note)
     click.echo(f"wrote {Path(run_dir) / 'analysis.json'} and {Path(run_dir) / 'report.html'}")

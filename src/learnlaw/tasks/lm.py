@@ -23,8 +23,6 @@ from learnlaw.tasks.base import FunctionalTask
 from learnlaw.tasks.text import chunk, load_corpus, token_stream, train_tokenizer
 from learnlaw.tasks.transformer import TransformerConfig, init_params, sequence_losses
 
-EDIT_MARGIN = 32  # tokens after each sequence kept for refilling after deletions
-
 
 @dataclass
 class LMConfig:
@@ -109,16 +107,18 @@ class LMTask(FunctionalTask):
         self.config = config
         docs = load_corpus(config.corpus, config.text_field)
         tokenizer = train_tokenizer(docs, config.vocab_size)
-        windows = chunk(token_stream(docs, tokenizer), config.seq_len + EDIT_MARGIN)
+        windows = chunk(token_stream(docs, tokenizer), config.seq_len)
+        # every sequence but the last has a successor in the text, which refills deletions
+        available = len(windows) - 1
         need = config.n_train + config.n_desired + config.n_test
-        if len(windows) < need:
+        if available < need:
             raise UserError(
-                f"corpus {config.corpus}: {len(windows)} sequences of {config.seq_len} tokens "
-                f"(plus {EDIT_MARGIN} for edits), but n_train + n_desired + n_test = {need}"
+                f"corpus {config.corpus}: {available} sequences of {config.seq_len} tokens, "
+                f"but n_train + n_desired + n_test = {need}"
             )
         rng = np.random.default_rng(seed)
-        picked = windows[rng.permutation(len(windows))[:need]]
-        seqs, follow = picked[:, : config.seq_len], picked[:, config.seq_len :]
+        picked = rng.permutation(available)[:need]
+        seqs, follow = windows[picked], windows[picked + 1]
         n_tr, n_des = config.n_train, config.n_desired
         train = seqs[:n_tr].copy()
         corrupted = np.zeros(n_tr, dtype=bool)
