@@ -67,6 +67,11 @@ def test_trace_properties_by_brute_force():
             assert trace.sim[k] == pytest.approx(np.sum(w[t] * ct) / np.std(ct[~zero], ddof=1))
             if harmful.any():
                 assert trace.prop1_share[k] == pytest.approx((harmful & zero).sum() / harmful.sum())
+            unfitted = harmful & ~fitted
+            assert trace.prop1_unfitted_counts[k].tolist() == [
+                unfitted.sum(),
+                (unfitted & zero).sum(),
+            ]
             small = w[t] < 0.2 * w[t].max()
             if fitted.any():
                 assert trace.prop2_share[k] == pytest.approx((fitted & small).sum() / fitted.sum())

@@ -195,3 +195,24 @@ def test_bad_input_gives_one_line_and_exit_2(tmp_path, capsys):
 def test_config_values_are_type_checked():
     with pytest.raises(UserError, match=r"train\.steps = 'many': expected an integer"):
         load_config(None, "perceptron", {"train.steps": "many"})
+
+
+def test_backtracking_rejects_steps_that_raise_the_objective(tmp_path):
+    # a step far too large for this problem: without backtracking the objective goes up
+    big = {"outer.max_change": 200.0, "outer.epochs": 8, "outer.decay": "none"}
+    plain = optimize_policy(small_config(**big), tmp_path / "plain", quiet=True)
+    assert max(np.diff(plain["objective_per_epoch"])) > 0
+    config = small_config(**big, **{"outer.backtrack": True})
+    optimize_policy(config, tmp_path / "bt", quiet=True)
+    state = run_module.RunState.load(tmp_path / "bt" / "checkpoint.pt")
+    history = state.history
+    rejected = [h["epoch"] for h in history if h.get("rejected")]
+    assert rejected  # the setting must exercise the rejection
+    # the policies taken as the next starting point never have a higher objective
+    accepted = [h["objective"] for h in history[:-1] if not h.get("rejected")]
+    assert all(np.diff(accepted) <= 0)
+    # every retry halves the step: the step sizes after k rejections are base / 2^k
+    base = history[0]["step_size"]
+    for h in history[:-1]:
+        k = sum(1 for e in rejected if e <= h["epoch"])
+        assert h["step_size"] == pytest.approx(base / 2**k)

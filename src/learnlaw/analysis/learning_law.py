@@ -48,6 +48,7 @@ class PolicyTrace:
     away: np.ndarray  # bool: the step's weights are away from uniform
     prop1_share: np.ndarray  # nan where the step has no zero weights or no CT <= 0 examples
     prop1_counts: np.ndarray  # (harmful examples, of which zero-weighted) per step
+    prop1_unfitted_counts: np.ndarray  # the same, for harmful examples not already fitted
     prop2_share: np.ndarray  # nan where no example is perfectly fitted
     prop2_counts: np.ndarray
     mean_ct: np.ndarray  # per example, over the recorded steps
@@ -78,7 +79,7 @@ def trace_policy(
     th = thresholds or Thresholds()
     n = task.n_train
     rows: dict[str, list] = {
-        k: [] for k in ("t", "sim", "wct", "zeros", "away", "p1", "p1c", "p2", "p2c")
+        k: [] for k in ("t", "sim", "wct", "zeros", "away", "p1", "p1c", "p1u", "p2", "p2c")
     }
     ct_sum = np.zeros(n)
     snapshots: dict[int, dict[str, np.ndarray]] = {}
@@ -99,6 +100,7 @@ def trace_policy(
         rows["zeros"].append(int(zero.sum()))
         rows["away"].append(bool(np.max(np.abs(n * gamma - 1)) > th.away))
         rows["p1c"].append((int(harmful.sum()), int((harmful & zero).sum())))
+        rows["p1u"].append((int((harmful & ~fitted).sum()), int((harmful & ~fitted & zero).sum())))
         rows["p1"].append(
             rows["p1c"][-1][1] / rows["p1c"][-1][0] if zero.any() and harmful.any() else np.nan
         )
@@ -118,6 +120,7 @@ def trace_policy(
         away=np.array(rows["away"]),
         prop1_share=np.array(rows["p1"], dtype=float),
         prop1_counts=np.array(rows["p1c"]).reshape(-1, 2),
+        prop1_unfitted_counts=np.array(rows["p1u"]).reshape(-1, 2),
         prop2_share=np.array(rows["p2"], dtype=float),
         prop2_counts=np.array(rows["p2c"]).reshape(-1, 2),
         mean_ct=ct_sum / max(1, len(rows["t"])),
@@ -142,6 +145,9 @@ def learning_law_summary(
     away = learned.away
     p1_steps = np.isfinite(learned.prop1_share)
     p1_pooled = learned.prop1_counts[p1_steps].sum(axis=0) if p1_steps.any() else np.array([0, 0])
+    p1_unfitted = (
+        learned.prop1_unfitted_counts[p1_steps].sum(axis=0) if p1_steps.any() else np.array([0, 0])
+    )
     p2_steps = np.isfinite(learned.prop2_share)
     p2_pooled = learned.prop2_counts[p2_steps].sum(axis=0) if p2_steps.any() else np.array([0, 0])
     out = {
@@ -159,6 +165,14 @@ def learning_law_summary(
             "share_mean_over_steps": _mean(learned.prop1_share),
             "share_pooled": float(p1_pooled[1] / p1_pooled[0]) if p1_pooled[0] else None,
             "steps": int(p1_steps.sum()),
+            # CT <= 0 mixes harmful examples with already-fitted ones whose CT is ~0 (or exactly
+            # 0): the latter are Property 2's, so Property 1 is also given without them
+            "already_fitted_share": float(1 - p1_unfitted[0] / p1_pooled[0])
+            if p1_pooled[0]
+            else None,
+            "share_pooled_not_fitted": float(p1_unfitted[1] / p1_unfitted[0])
+            if p1_unfitted[0]
+            else None,
         },
         "property2": {
             "description": "share of examples with loss < fitted_loss whose weight < small_weight x max weight",

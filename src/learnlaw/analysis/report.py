@@ -62,6 +62,13 @@ def headline_rows(a: dict[str, Any]) -> list[tuple[str, str, str]]:
             "confirmed",
         ),
         (
+            f"Property 1 without already-fitted examples (loss < {th['fitted_loss']:g}; "
+            "their share of the CT <= 0 examples)",
+            f"{_fmt(a['property1']['share_pooled_not_fitted'], True)} "
+            f"({_fmt(a['property1']['already_fitted_share'], True)})",
+            "-",
+        ),
+        (
             f"Property 2: loss < {th['fitted_loss']:g} examples with weight < {th['small_weight']:g} max",
             _fmt(a["property2"]["share_pooled"], True),
             _fmt(paper.get("property2_share")),

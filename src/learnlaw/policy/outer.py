@@ -32,6 +32,7 @@ class OuterConfig:
     max_change: float = 0.5  # with lr="auto": largest weight change per epoch, in units of 1/N
     decay: str = "linear"  # or "none"
     segment: int = 1  # steps per policy row (1: a weight vector for every step)
+    backtrack: bool = False  # a step that raises the objective is retried at half the step
 
     def validate(self) -> None:
         if self.epochs < 0:

@@ -73,6 +73,9 @@ class RunState:
     history: list[dict[str, float]] | None = None
     seconds: float = 0.0
     base_step: float | None = None  # the outer step before decay (calibrated at epoch 0 for "auto")
+    # outer.backtrack: the last accepted point, to retry from with a smaller step
+    step_scale: float = 1.0
+    accepted: dict[str, Any] | None = None
 
     def save(self, path: Path) -> None:
         blob = {"format": CHECKPOINT_FORMAT, **self.__dict__}
@@ -205,8 +208,18 @@ def optimize_policy(
         if grads is not None:
             if state.base_step is None:
                 state.base_step = calibrate_base_step(state.weights, grads, config.outer)
+            origin, origin_grads = state.weights, grads
+            if config.outer.backtrack:
+                last = state.accepted
+                if last is not None and run.objective > last["objective"]:
+                    # the step made the objective worse: retry from the last accepted policy
+                    state.step_scale /= 2
+                    record["rejected"] = True
+                    origin, origin_grads = last["weights"], last["grads"]
+                else:
+                    state.accepted = {"objective": run.objective, "weights": origin, "grads": grads}
             state.weights, record["step_size"] = outer_step(
-                state.weights, grads, e, config.outer, state.base_step
+                origin, origin_grads, e, config.outer, state.base_step * state.step_scale
             )
         record["seconds"] = time.perf_counter() - t0
         state.history.append(record)
@@ -317,6 +330,7 @@ def run_metrics(task: FunctionalTask, state: RunState, uniform, learned) -> dict
             "objective_per_epoch": [h["objective"] for h in history],
             "select_auc_per_epoch": [h["select_auc"] for h in history],
             "test_acceleration_per_epoch": [h["test_acceleration"] for h in history],
+            "rejected_epochs": [h["epoch"] for h in history if h.get("rejected")],
             "seconds_per_epoch": float(np.median([h["seconds"] for h in history]))
             if history
             else None,
