@@ -62,8 +62,7 @@ def headline_rows(a: dict[str, Any]) -> list[tuple[str, str, str]]:
             "confirmed",
         ),
         (
-            f"Property 1 without already-fitted examples (loss < {th['fitted_loss']:g}; "
-            "their share of the CT <= 0 examples)",
+            f"Property 1 without fitted ones (loss < {th['fitted_loss']:g}) (their share)",
             f"{_fmt(a['property1']['share_pooled_not_fitted'], True)} "
             f"({_fmt(a['property1']['already_fitted_share'], True)})",
             "-",
