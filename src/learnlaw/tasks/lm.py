@@ -109,6 +109,8 @@ class LMTask(FunctionalTask):
         tokenizer = train_tokenizer(docs, config.vocab_size)
         windows = chunk(token_stream(docs, tokenizer), config.seq_len)
         # every sequence but the last has a successor in the text, which refills deletions
+        # (a corrupted training sequence may so take a few tokens that open a held-out one,
+        # as adjacent windows of one text share context anyway)
         available = len(windows) - 1
         need = config.n_train + config.n_desired + config.n_test
         if available < need:
