@@ -64,11 +64,11 @@ def main() -> None:
     header = f"{'size':5} {'split':8} {'law':14} {'PredE':>8} {'worst':>8} {'R^2':>8} {'fit s':>7} {'published':>9}"
     print(header)
     print("-" * len(header))
+    # both splits predict the standard split's six held-out files
+    held_out = [n for n in ALL if n not in SPLITS["standard"]]
     for size in args.sizes.split(","):
         curves = {n: read_curve(DATA / size / f"{n}.csv", warmup_steps=2160) for n in ALL}
-        # both splits predict the standard split's six held-out files
         for split, fit_names in SPLITS.items():
-            held_out = [n for n in ALL if n not in SPLITS["standard"]]
             for label in args.laws.split(","):
                 name, options = LAW_OPTIONS[label]
                 times = []

@@ -32,3 +32,25 @@ def run_cli(args: list[str], capsys) -> tuple[int, str, str]:
         code = exc.code if isinstance(exc.code, int) else 1
     out = capsys.readouterr()
     return code, out.out, out.err
+
+
+def noisy_law_curves(law, specs, steps, noise: float, rng, **fields) -> list:
+    """Curves a fitted ``law`` predicts for schedule ``specs``, times (1 + noise * N(0, 1)).
+
+    ``steps`` is an array, or a function of the parsed schedule; each curve is named by its
+    schedule's kind and starts its fit after the schedule's warmup."""
+    from learnlaw.curves import LossCurve
+    from learnlaw.schedules import parse_schedule
+
+    curves = []
+    for spec in specs:
+        sched = parse_schedule(spec)
+        at = steps(sched) if callable(steps) else steps
+        clean = law.predict(sched, at)
+        noisy = clean * (1 + noise * rng.standard_normal(len(at)))
+        curves.append(
+            LossCurve(
+                at, noisy, sched, warmup_steps=sched.warmup, name=spec.split(":")[0], **fields
+            )
+        )
+    return curves

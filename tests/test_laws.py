@@ -3,6 +3,7 @@
 import numpy as np
 import pytest
 
+from conftest import noisy_law_curves
 from learnlaw.curves import LossCurve
 from learnlaw.errors import UserError
 from learnlaw.laws import MomentumLaw, load_fit, save_fit
@@ -38,24 +39,10 @@ def test_warmup_counts_at_peak():
 
 
 def _synthetic(params, lam, schedules, steps, noise, seed=0, size=None):
-    rng = np.random.default_rng(seed)
     truth = MomentumLaw(lam=lam)
     truth.lam_, truth.params_ = lam, dict(zip(("L0", "A", "alpha", "C"), params))
-    curves = []
-    for i, spec in enumerate(schedules):
-        sched = parse_schedule(spec)
-        clean = truth.predict(sched, steps)
-        curves.append(
-            LossCurve(
-                steps,
-                clean * (1 + noise * rng.standard_normal(len(steps))),
-                sched,
-                warmup_steps=sched.warmup,
-                name=f"c{i}",
-                model_size=size,
-            )
-        )
-    return curves
+    rng = np.random.default_rng(seed)
+    return noisy_law_curves(truth, schedules, steps, noise, rng, model_size=size)
 
 
 SCHEDULES = [

@@ -7,8 +7,8 @@ import numpy as np
 import pytest
 import torch
 
-from conftest import run_cli
-from learnlaw.curves import LossCurve, write_curve_csv
+from conftest import noisy_law_curves, run_cli
+from learnlaw.curves import write_curve_csv
 from learnlaw.errors import UserError
 from learnlaw.laws import MomentumLaw, MultiPowerLaw
 from learnlaw.laws.base import Run
@@ -51,6 +51,17 @@ def test_formula_equals_the_direct_double_sum(spec):
     assert np.allclose(got, expected, rtol=1e-12)
 
 
+def test_differentiable_final_loss_equals_the_direct_double_sum():
+    # final_loss_torch is the formula the schedule optimiser differentiates: a second copy
+    sched = parse_schedule("cosine:peak=3e-4,final=3e-5,warmup=20,total=150")
+    lrs = sched.values(151)
+    law = MultiPowerLaw()
+    law.params_ = dict(TRUE)
+    eta = torch.tensor(lrs[sched.warmup :], dtype=torch.float64)
+    got = law.final_loss_torch(eta, sched.warmup).item()
+    assert got == pytest.approx(direct_double_sum(TRUE, lrs, sched.warmup, 150), rel=1e-12)
+
+
 def test_blocked_drop_sum_is_close_to_exact():
     sched = parse_schedule("cosine:peak=3e-4,final=3e-5,warmup=500,total=24000")
     run = Run(sched.values(24001), 500)
@@ -67,21 +78,11 @@ def synthetic_curves(specs, noise, seed=0, every=50):
     law = MultiPowerLaw()
     law.params_ = dict(TRUE)
     rng = np.random.default_rng(seed)
-    curves = []
-    for spec in specs:
-        sched = parse_schedule(spec)
-        steps = np.arange(sched.warmup + every, sched.total + 1, every)
-        clean = law.predict(sched, steps)
-        curves.append(
-            LossCurve(
-                steps,
-                clean * (1 + noise * rng.standard_normal(len(steps))),
-                sched,
-                warmup_steps=sched.warmup,
-                name=spec.split(":")[0],
-            )
-        )
-    return law, curves
+
+    def after_warmup(sched):
+        return np.arange(sched.warmup + every, sched.total + 1, every)
+
+    return law, noisy_law_curves(law, specs, after_warmup, noise, rng)
 
 
 FIT_SPECS = [
@@ -140,19 +141,7 @@ def test_bootstrap_band_covers_the_truth_at_about_its_nominal_rate():
     covered, trials = 0, 24
     for seed in range(trials):
         rng = np.random.default_rng(seed)
-        curves = []
-        for spec in specs:
-            sched = parse_schedule(spec)
-            steps = np.arange(600, 12000, 500)
-            clean = truth.predict(sched, steps)
-            curves.append(
-                LossCurve(
-                    steps,
-                    clean * (1 + 2e-3 * rng.standard_normal(len(steps))),
-                    sched,
-                    warmup_steps=500,
-                )
-            )
+        curves = noisy_law_curves(truth, specs, np.arange(600, 12000, 500), 2e-3, rng)
         # a warm start from the truth skips the global search (not what this test is about)
         fit = (
             MomentumLaw(lam=0.999).fit(curves, start=truth.params_).bootstrap(curves, 30, seed=seed)

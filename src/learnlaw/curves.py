@@ -23,8 +23,8 @@ from typing import Any
 import numpy as np
 
 from learnlaw.errors import UserError
+from learnlaw.files import write_csv
 from learnlaw.files import write_json as _write_json_file
-from learnlaw.files import write_text
 from learnlaw.schedules import Schedule, detect_warmup
 
 STEP_ALIASES = (
@@ -539,9 +539,4 @@ def write_curve_json(curve: LossCurve, path: str | Path) -> Path:
 def write_curve_csv(curve: LossCurve, path: str | Path) -> Path:
     """CSV with ``step,lr,loss`` at the logged steps (lr from the schedule, full precision)."""
     lrs = curve.logged_lrs() if curve.schedule is not None else np.full(len(curve.steps), np.nan)
-    lines = ["step,lr,loss"]
-    lines += [
-        f"{s},{lr!r},{loss!r}"
-        for s, lr, loss in zip(curve.steps.tolist(), lrs.tolist(), curve.losses.tolist())
-    ]
-    return write_text(path, "\n".join(lines) + "\n")
+    return write_csv(path, ("step", "lr", "loss"), (curve.steps.tolist(), lrs, curve.losses))

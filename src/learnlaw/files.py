@@ -7,7 +7,7 @@ import os
 import platform
 import sys
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -39,6 +39,18 @@ def _umask() -> int:
 
 def write_text(path: str | Path, text: str) -> Path:
     return atomic_write(path, lambda p: p.write_text(text, encoding="utf-8"))
+
+
+def write_csv(path: str | Path, header: Sequence[str], columns: Sequence[Sequence[Any]]) -> Path:
+    """A CSV of equal-length columns at full precision: integers as they are, floats by repr."""
+    lines = [",".join(header)]
+    lines += [",".join(_csv_cell(v) for v in row) for row in zip(*columns)]
+    return write_text(path, "\n".join(lines) + "\n")
+
+
+def _csv_cell(value: Any) -> str:
+    value = value.item() if hasattr(value, "item") else value  # numpy scalars
+    return str(value) if isinstance(value, int) else repr(float(value))
 
 
 def write_json(path: str | Path, obj: Any) -> Path:
@@ -85,12 +97,8 @@ def save_figure(fig, path: str | Path) -> Path:
 def _json_default(obj: Any) -> Any:
     import numpy as np
 
-    if isinstance(obj, np.integer):
+    if isinstance(obj, np.integer):  # floats and arrays were converted by _finite
         return int(obj)
-    if isinstance(obj, np.floating):
-        return float(obj)
-    if isinstance(obj, np.ndarray):
-        return obj.tolist()
     if isinstance(obj, Path):
         return str(obj)
     raise TypeError(f"cannot write {type(obj).__name__} as JSON")

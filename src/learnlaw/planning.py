@@ -89,6 +89,10 @@ def wsd_spec(
     )
 
 
+def cosine_spec(total: int, peak: float, final: float, warmup: int) -> str:
+    return f"cosine:peak={float(peak)!r},final={float(final)!r},warmup={warmup},total={total}"
+
+
 def sweep_wsd_fraction(
     law: Law,
     total: int,
@@ -124,7 +128,6 @@ class OptimizedSchedule:
     final_loss: float
     decay_start: int  # first step below 99% of the peak
     decay_power: float  # p in lr = min + (peak - min) (1 - tau)^p over the decay
-    iterations: int
 
 
 def optimize_schedule(
@@ -157,8 +160,8 @@ def optimize_schedule(
         raise UserError(f"--total {total} leaves no steps after a warmup of {warmup}")
     n = total - warmup  # steps after warmup: eta_0 = peak, eta_1..eta_n
     scale = (peak - min_lr) / n
-    cosine = parse_schedule(f"cosine:peak={peak},final={min_lr},warmup={warmup},total={total}")
-    start_eta = cosine.values(total + 1)[warmup:]
+    cosine = parse_schedule(cosine_spec(total, peak, min_lr, warmup)).values(total + 1)
+    start_eta = cosine[warmup:]
     v = torch.tensor(
         np.maximum(start_eta[:-1] - start_eta[1:], 0.0) / scale,
         dtype=torch.float64,
@@ -181,8 +184,7 @@ def optimize_schedule(
         with torch.no_grad():
             v.clamp_(min=0.0)
     eta = schedule_of(best_v).detach().numpy()
-    warm = peak * np.arange(warmup) / max(warmup, 1)
-    lrs = np.concatenate([warm, eta])[:total]  # training steps 0..total-1
+    lrs = np.concatenate([cosine[:warmup], eta])[:total]  # training steps 0..total-1
     # report the law's prediction for exactly the schedule written out (its step `total` holds
     # the last LR), not the optimiser's internal value
     final = float(
@@ -191,7 +193,7 @@ def optimize_schedule(
         )[0]
     )
     start, power = summarize_decay(lrs, peak, min_lr)
-    return OptimizedSchedule(lrs, final, start, power, iterations)
+    return OptimizedSchedule(lrs, final, start, power)
 
 
 def summarize_decay(lrs: np.ndarray, peak: float, min_lr: float) -> tuple[int, float]:

@@ -12,6 +12,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 
 from learnlaw.files import save_figure
+from learnlaw.laws.metrics import pred_error
 
 
 @dataclass
@@ -119,7 +120,7 @@ def plot_law_comparison(
     for ax, curve in zip(axes.flat, curves):
         ax.plot(curve.steps, curve.losses, "o", ms=2, color="0.3", alpha=0.6, label="real")
         for (name, preds), color in zip(predictions.items(), ("C0", "C3", "C2")):
-            err = 100 * np.mean(np.abs(preds[curve.name] - curve.losses) / curve.losses)
+            err = 100 * pred_error(preds[curve.name], curve.losses)
             ax.plot(
                 curve.steps,
                 preds[curve.name],

@@ -62,9 +62,15 @@ def speedup_metrics(
     }
 
 
+def group_mean_weights(weights: np.ndarray, corrupted: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Per policy row: (mean weight on clean examples, mean weight on corrupted ones)."""
+    return weights[:, ~corrupted].mean(axis=1), weights[:, corrupted].mean(axis=1)
+
+
 def corrupted_weight_ratio(weights: np.ndarray, corrupted: np.ndarray) -> np.ndarray:
     """Per policy row: mean weight on corrupted examples / mean weight on clean ones."""
-    return weights[:, corrupted].mean(axis=1) / weights[:, ~corrupted].mean(axis=1)
+    clean, dirty = group_mean_weights(weights, corrupted)
+    return dirty / clean
 
 
 def corruption_summary(weights: np.ndarray, corrupted: np.ndarray | None) -> dict | None:

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import numpy as np
 
+from learnlaw.analysis.metrics import group_mean_weights
 from learnlaw.files import save_figure
 from learnlaw.plots import plt
 
@@ -277,11 +278,10 @@ def plot_corrupted_weight(weights: np.ndarray, corrupted: np.ndarray, out: Path)
     """Mean weight (in units of 1/N) on clean and on corrupted examples over the run."""
     n = weights.shape[1]
     steps = np.arange(len(weights))
+    clean, dirty = group_mean_weights(weights, corrupted)
     fig, ax = plt.subplots(figsize=(9, 4))
-    ax.plot(steps, n * weights[:, ~corrupted].mean(1), color="C2", lw=1.2, label="clean examples")
-    ax.plot(
-        steps, n * weights[:, corrupted].mean(1), color="C3", lw=1.2, label="corrupted examples"
-    )
+    ax.plot(steps, n * clean, color="C2", lw=1.2, label="clean examples")
+    ax.plot(steps, n * dirty, color="C3", lw=1.2, label="corrupted examples")
     ax.axhline(1, color="k", ls="--", lw=0.8, label="uniform policy")
     ax.set_xlabel("training step t")
     ax.set_ylabel("mean weight x N")

@@ -10,7 +10,7 @@ import numpy as np
 from learnlaw.cli.common import note, percent, read_curves, table, warn
 from learnlaw.curves import LossCurve, parse_model_size
 from learnlaw.errors import UserError
-from learnlaw.files import json_line, write_text
+from learnlaw.files import json_line, write_csv
 from learnlaw.laws import LAWS, load_fit, make_law, save_fit
 from learnlaw.laws.base import Law, as_run
 from learnlaw.laws.metrics import curve_metrics
@@ -327,14 +327,9 @@ def _predict_schedule(model, spec, steps, warmup_steps, size, csv_out, plot, as_
     if level is not None:
         lo, hi = model.predict_bands(schedule, pred.steps, level=level, model_size=size)
     if csv_out:
-        cols = ["step", "lr", "loss"] + (["loss_low", "loss_high"] if lo is not None else [])
-        lines = [",".join(cols)]
-        for i, s in enumerate(pred.steps.tolist()):
-            row = [str(s), repr(float(lrs[i])), repr(float(pred.losses[i]))]
-            if lo is not None:
-                row += [repr(float(lo[i])), repr(float(hi[i]))]
-            lines.append(",".join(row))
-        write_text(csv_out, "\n".join(lines) + "\n")
+        band = (("loss_low", lo), ("loss_high", hi)) if lo is not None else ()
+        columns = (("step", pred.steps.tolist()), ("lr", lrs), ("loss", pred.losses), *band)
+        write_csv(csv_out, [name for name, _ in columns], [values for _, values in columns])
     if plot:
         panel = CurvePanel(
             spec, pred.steps, pred.losses, pred.lrs, band=None if lo is None else (lo, hi)
@@ -437,6 +432,7 @@ def compare_command(files, fit_on, warmup_steps, loss_column, lam, plot, as_json
             c.name: (predictions[c.name], curve_metrics(predictions[c.name], c.losses))
             for c in others
         }
+    mean = {n: float(np.mean([r[1]["pred_error"] for r in results[n].values()])) for n in laws}
     families = _families(curves, laws)
     plot_law_comparison(
         others, {n: {c: r[0] for c, r in res.items()} for n, res in results.items()}, plot
@@ -459,14 +455,7 @@ def compare_command(files, fit_on, warmup_steps, loss_column, lam, plot, as_json
                         }
                         for c in others
                     ],
-                    "overall": {
-                        n: {
-                            "pred_error": float(
-                                np.mean([r[1]["pred_error"] for r in results[n].values()])
-                            )
-                        }
-                        for n in laws
-                    },
+                    "overall": {n: {"pred_error": mean[n]} for n in laws},
                     "families": families,
                     "fit_seconds": {n: m.fit_info_["seconds"] for n, m in laws.items()},
                 }
@@ -487,7 +476,6 @@ def compare_command(files, fit_on, warmup_steps, loss_column, lam, plot, as_json
                 f"{mp['r2']:.4f}",
             )
         )
-    mean = {n: np.mean([r[1]["pred_error"] for r in results[n].values()]) for n in laws}
     rows.append(("mean", percent(mean["momentum"]), percent(mean["multipower"]), "", "", "", ""))
     click.echo(
         f"fitted on: {', '.join(c.name for c in fit_curves)} "

@@ -13,7 +13,7 @@ from learnlaw.errors import UserError
 from learnlaw.files import json_line
 from learnlaw.laws import load_fit
 from learnlaw.laws.base import as_run
-from learnlaw.planning import compare_schedules, sweep_wsd_fraction, wsd_spec
+from learnlaw.planning import compare_schedules, cosine_spec, sweep_wsd_fraction, wsd_spec
 from learnlaw.plots import CurvePanel, plot_predictions, plot_sweep
 from learnlaw.schedules import DECAY_SHAPES, Schedule, parse_schedule, wsd_decay_start
 
@@ -208,7 +208,7 @@ def sweep_command(
 )
 def optimize_command(fit_file, total, peak, warmup, min_lr, iterations, model_size, output, plot):
     """The schedule that minimises the law's predicted final loss (Multi-Power Law fits)."""
-    from learnlaw.files import write_text
+    from learnlaw.files import write_csv
     from learnlaw.planning import optimize_schedule, predict_schedule
 
     model = load_fit(fit_file)
@@ -218,14 +218,12 @@ def optimize_command(fit_file, total, peak, warmup, min_lr, iterations, model_si
     result = optimize_schedule(
         model, total, peak, warmup=warmup, min_lr=min_lr, iterations=iterations, model_size=size
     )
-    write_text(
-        output, "step,lr\n" + "".join(f"{s},{lr!r}\n" for s, lr in enumerate(result.lrs.tolist()))
-    )
+    write_csv(output, ("step", "lr"), (range(len(result.lrs)), result.lrs))
     run, _ = as_run(Schedule.from_array(result.lrs, warmup), np.array([total]))
     message = model.fitted_range_note(run, total)
     if message:
         warn(message)
-    cosine = f"cosine:peak={peak:g},final={min_lr:g},warmup={warmup},total={total}"
+    cosine = cosine_spec(total, peak, min_lr, warmup)
     sweep = sweep_wsd_fraction(model, total, peak, final=min_lr, warmup=warmup, model_size=size)
     best_frac, best_wsd = min(sweep, key=lambda r: r[1])
     wsd = wsd_spec(total, peak, min_lr, warmup, best_frac, "linear")

@@ -23,6 +23,9 @@ from learnlaw.laws.fitting import DEFAULT_DELTA, FitResult, minimize_multistart
 DEFAULT_LAMBDA = 0.999
 LAMBDA_GRID = (0.99, 0.995, 0.998, 0.999, 0.9995)
 SIZE_UNIT = 1e8  # sizes enter the fit as N / 1e8 so B, beta, gamma start on a sane scale
+SIZE_FREE_BOUNDS = [(0, None), (0, None), (0, 10), (0, None)]  # L0, A, alpha, C
+SIZE_BOUNDS = [(0, None), (0, None), (0, 10), (0, None), (0, 5), (0, None), (-2, 2)]  # L0, A,
+# alpha, B, beta, C, gamma
 
 
 def annealing_area(eta: np.ndarray, lam: float) -> np.ndarray:
@@ -136,12 +139,11 @@ class MomentumLaw(Law):
         base_starts = list(
             itertools.product(l0s, (1.0, 11.5, 22.0), (0.0, 0.4, 0.8), (1.0, 11.5, 22.0))
         )
-        bounds_base = [(0, None), (0, None), (0, 10), (0, None)]  # the size-free law's
 
         def predict_jac(p: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
             return self.formula(p, x)
 
-        base = minimize_multistart(predict_jac, y, base_starts, bounds_base, self.delta)
+        base = minimize_multistart(predict_jac, y, base_starts, SIZE_FREE_BOUNDS, self.delta)
         if not self.size_scaling:
             return base
         # Start the size law from the size-free optimum and a small grid for B, beta, gamma.
@@ -155,9 +157,7 @@ class MomentumLaw(Law):
         return minimize_multistart(predict_jac, y, starts, self._bounds(), self.delta)
 
     def _bounds(self) -> list[tuple[float | None, float | None]]:
-        if self.size_scaling:
-            return [(0, None), (0, None), (0, 10), (0, None), (0, 5), (0, None), (-2, 2)]
-        return [(0, None), (0, None), (0, 10), (0, None)]
+        return SIZE_BOUNDS if self.size_scaling else SIZE_FREE_BOUNDS
 
     def _predict(self, run: Run, steps: np.ndarray) -> np.ndarray:
         if self.size_scaling and not run.model_size:

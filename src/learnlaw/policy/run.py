@@ -27,7 +27,7 @@ from learnlaw.analysis.metrics import (
     speedup_metrics,
 )
 from learnlaw.errors import UserError
-from learnlaw.files import atomic_write, versions, write_json, write_text
+from learnlaw.files import atomic_write, versions, write_csv, write_json
 from learnlaw.policy.config import RunConfig
 from learnlaw.policy.engine import (
     DivergenceError,
@@ -73,8 +73,7 @@ class RunState:
     history: list[dict[str, float]] | None = None
     seconds: float = 0.0
     base_step: float | None = None  # the outer step before decay (calibrated at epoch 0 for "auto")
-    # outer.backtrack: the last accepted point, to retry from with a smaller step
-    step_scale: float = 1.0
+    # outer.backtrack: the last accepted point (objective, weights, grads), to retry from
     accepted: dict[str, Any] | None = None
 
     def save(self, path: Path) -> None:
@@ -213,13 +212,14 @@ def optimize_policy(
                 last = state.accepted
                 if last is not None and run.objective > last["objective"]:
                     # the step made the objective worse: retry from the last accepted policy
-                    state.step_scale /= 2
                     record["rejected"] = True
                     origin, origin_grads = last["weights"], last["grads"]
                 else:
                     state.accepted = {"objective": run.objective, "weights": origin, "grads": grads}
+            # every rejected step so far halves the step
+            rejected = sum(1 for h in (*state.history, record) if h.get("rejected"))
             state.weights, record["step_size"] = outer_step(
-                origin, origin_grads, e, config.outer, state.base_step * state.step_scale
+                origin, origin_grads, e, config.outer, state.base_step * 0.5**rejected
             )
         record["seconds"] = time.perf_counter() - t0
         state.history.append(record)
@@ -304,12 +304,8 @@ def write_curves_csv(
 ) -> None:
     splits = [s for s in ("objective", "select", "test") if s in uniform]
     header = ["step"] + [f"{s}_{p}" for s in splits for p in ("uniform", "learned")]
-    rows = [",".join(header)]
-    for t in range(len(uniform["objective"])):
-        rows.append(
-            ",".join([str(t)] + [repr(float(c[s][t])) for s in splits for c in (uniform, learned)])
-        )
-    write_text(path, "\n".join(rows) + "\n")
+    curves = [c[s] for s in splits for c in (uniform, learned)]
+    write_csv(path, header, [range(len(uniform["objective"])), *curves])
 
 
 def speedup_on_test_set(task: FunctionalTask, uniform, learned) -> dict[str, Any]:

@@ -19,7 +19,7 @@ import numpy as np
 import torch
 
 from learnlaw.errors import UserError
-from learnlaw.tasks.base import FunctionalTask
+from learnlaw.tasks.base import FunctionalTask, check_sizes, objective_size
 from learnlaw.tasks.text import chunk, load_corpus, token_stream, train_tokenizer
 from learnlaw.tasks.transformer import TransformerConfig, init_params, sequence_losses
 
@@ -44,27 +44,12 @@ class LMConfig:
     chunk_size: int = 0  # examples per chunk in full-batch passes (0: all at once)
 
     def validate(self) -> None:
-        for key in (
-            "vocab_size",
-            "seq_len",
-            "n_train",
-            "n_desired",
-            "n_test",
-            "d_model",
-            "n_layers",
-            "n_heads",
-            "d_ff",
-        ):
-            if getattr(self, key) <= 0:
-                raise UserError(f"lm.{key} = {getattr(self, key)}: must be positive")
+        sizes = ("vocab_size", "seq_len", "n_train", "n_desired", "n_test")
+        check_sizes("lm", self, (*sizes, "d_model", "n_layers", "n_heads", "d_ff"))
         if self.seq_len < 2:
             raise UserError(f"lm.seq_len = {self.seq_len}: needs at least 2 tokens")
         if not 0 <= self.corrupt_fraction <= 1:
             raise UserError(f"lm.corrupt_fraction = {self.corrupt_fraction}: must be in [0, 1]")
-        if not 0 <= self.select_fraction < 1:
-            raise UserError(f"lm.select_fraction = {self.select_fraction}: must be in [0, 1)")
-        if round(self.select_fraction * self.n_desired) >= self.n_desired:
-            raise UserError("lm.select_fraction leaves no desired examples for the objective")
         if not self.embedding_std > 0:
             raise UserError(f"lm.embedding_std = {self.embedding_std}: must be positive")
         if self.edits_per_64 < 0:
@@ -130,11 +115,11 @@ class LMTask(FunctionalTask):
         n_edits = round(config.edits_per_64 * config.seq_len / 64)
         for i in np.flatnonzero(corrupted):
             train[i] = corrupt(train[i], follow[i], n_edits, config.vocab_size, rng)
-        n_sel = round(config.select_fraction * n_des)
+        n_obj = objective_size(n_des, config.select_fraction)
         parts = {
             "train": train,
-            "objective": seqs[n_tr : n_tr + n_des - n_sel],
-            "select": seqs[n_tr + n_des - n_sel : n_tr + n_des],
+            "objective": seqs[n_tr : n_tr + n_obj],
+            "select": seqs[n_tr + n_obj : n_tr + n_des],
             "test": seqs[n_tr + n_des :],
         }
         self.data = {k: torch.as_tensor(v, device=device) for k, v in parts.items()}

@@ -21,7 +21,7 @@ import torch
 import torch.nn.functional as F
 
 from learnlaw.errors import UserError
-from learnlaw.tasks.base import FunctionalTask
+from learnlaw.tasks.base import FunctionalTask, check_sizes, objective_size
 
 
 @dataclass
@@ -40,15 +40,9 @@ class PerceptronConfig:
     analytic: bool = True  # the closed-form fast path; False uses the generic autograd path
 
     def validate(self) -> None:
-        for key in ("dim", "n_train", "n_desired", "n_test"):
-            if getattr(self, key) <= 0:
-                raise UserError(f"perceptron.{key} = {getattr(self, key)}: must be positive")
+        check_sizes("perceptron", self, ("dim", "n_train", "n_desired", "n_test"))
         if not 0 <= self.label_noise <= 1:
             raise UserError(f"perceptron.label_noise = {self.label_noise}: must be in [0, 1]")
-        if not 0 <= self.select_fraction < 1:
-            raise UserError(
-                f"perceptron.select_fraction = {self.select_fraction}: must be in [0, 1)"
-            )
         if self.train_scale_is not in ("variance", "std"):
             raise UserError(
                 f"perceptron.train_scale_is = {self.train_scale_is!r}: expected variance or std"
@@ -57,10 +51,6 @@ class PerceptronConfig:
             raise UserError("perceptron.train_scale and perceptron.desired_std must be positive")
         if self.init not in ("zeros", "normal"):
             raise UserError(f"perceptron.init = {self.init!r}: expected zeros or normal")
-        if round(self.select_fraction * self.n_desired) >= self.n_desired:
-            raise UserError(
-                "perceptron.select_fraction leaves no desired examples for the objective"
-            )
 
 
 class PerceptronTask(FunctionalTask):
@@ -93,8 +83,7 @@ class PerceptronTask(FunctionalTask):
         n_flip = round(config.label_noise * config.n_train)
         corrupted[rng.choice(config.n_train, size=n_flip, replace=False)] = True
         y_train[corrupted] = 1.0 - y_train[corrupted]
-        n_sel = round(config.select_fraction * config.n_desired)
-        n_obj = config.n_desired - n_sel
+        n_obj = objective_size(config.n_desired, config.select_fraction)
         parts = {
             "train": (x_train, y_train),
             "objective": (x_des[:n_obj], y_des[:n_obj]),
