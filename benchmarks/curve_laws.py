@@ -22,6 +22,7 @@ import torch
 
 from learnlaw.curves import read_curve
 from learnlaw.laws import make_law
+from learnlaw.laws.base import law_points
 from learnlaw.laws.metrics import curve_metrics
 
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "loss-curves" / "multipowerlaw"
@@ -67,7 +68,9 @@ def main() -> None:
     # both splits predict the standard split's six held-out files
     held_out = [n for n in ALL if n not in SPLITS["standard"]]
     for size in args.sizes.split(","):
-        curves = {n: read_curve(DATA / size / f"{n}.csv", warmup_steps=2160) for n in ALL}
+        curves = {
+            n: law_points(read_curve(DATA / size / f"{n}.csv", warmup_steps=2160)) for n in ALL
+        }
         for split, fit_names in SPLITS.items():
             for label in args.laws.split(","):
                 name, options = LAW_OPTIONS[label]

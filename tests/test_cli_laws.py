@@ -241,3 +241,52 @@ def test_shared_data_standard_split_accuracy(shared_curves, tmp_path, capsys):
     )
     assert code == 0, err
     assert json.loads(out)["overall"]["pred_error"] <= 0.0025
+
+
+def test_log_from_step_zero_fits_predicts_and_plots_on_the_same_points(tmp_path, capsys):
+    """Fit, predict, --plot and compare all score the points after warmup and step 0."""
+    law = MomentumLaw(lam=0.999)
+    law.lam_, law.params_ = 0.999, TRUTH
+    steps = np.arange(0, 12000, 64)
+    files = []
+    for name in ("constant", "cosine"):
+        sched = parse_schedule(SPECS[name])
+        loss = law.predict(sched, np.maximum(steps, 1))
+        files.append(write_curve_csv(LossCurve(steps, loss, sched), tmp_path / f"{name}.csv"))
+    fit = tmp_path / "fit.json"
+    code, out, err = run_cli(
+        ["law", "fit", *files, "-o", fit, "--plot", tmp_path / "f.png"], capsys
+    )
+    assert code == 0, err
+    left_out = int(np.sum(steps < 500))  # step 0 and the warmup (detected from the LR column)
+    assert f"left out {left_out} points" in err
+    fitted = json.loads(fit.read_text())["fit"]["curves"]
+    assert [c["points"] for c in fitted] == [len(steps) - left_out] * 2
+    code, out, err = run_cli(
+        ["law", "predict", fit, files[1], "--json", "--plot", tmp_path / "p.png"], capsys
+    )
+    assert code == 0, err
+    scored = json.loads(out)["files"][0]
+    assert scored["points"] == len(steps) - left_out
+    assert scored["pred_error"] < 1e-4  # a noise-free curve the fit has seen
+    code, out, err = run_cli(
+        ["law", "compare", *files, "--fit-on", "constant", "--plot", tmp_path / "c.png"], capsys
+    )
+    assert code == 0, err
+
+
+def test_options_checked_before_the_work(curve_files, tmp_path, capsys):
+    _one_line_error(
+        *run_cli(
+            ["law", "fit", curve_files["constant"], "--bootstrap", 1, "-o", tmp_path / "f.json"],
+            capsys,
+        ),
+        "--bootstrap 1",
+    )
+    assert not (tmp_path / "f.json").exists()
+    fit = tmp_path / "fit.json"
+    assert run_cli(["law", "fit", curve_files["constant"], "-o", fit], capsys)[0] == 0
+    _one_line_error(
+        *run_cli(["law", "predict", fit, curve_files["cosine"], "--level", 0.5], capsys),
+        "--level goes with --bands",
+    )

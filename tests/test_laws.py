@@ -7,7 +7,7 @@ from conftest import noisy_law_curves
 from learnlaw.curves import LossCurve
 from learnlaw.errors import UserError
 from learnlaw.laws import MomentumLaw, load_fit, save_fit
-from learnlaw.laws.base import Run, forward_area
+from learnlaw.laws.base import Run, forward_area, law_points
 from learnlaw.laws.momentum import annealing_area
 from learnlaw.laws.steplaw import closed_form_acceleration, fit_step_law, fit_step_laws
 from learnlaw.schedules import parse_schedule
@@ -182,6 +182,9 @@ def test_fit_leaves_out_points_inside_the_warmup():
         ),
     ]
     law = MomentumLaw().fit(curves)
-    assert law.fit_info_["notes"] == ["c: left out 4 points inside the warmup (steps < 500)"]
+    assert law.fit_info_["notes"] == [
+        "c: left out 4 points at step 0 or inside the warmup (steps < 500)"
+    ]
+    assert law_points(curves[0]).steps.tolist() == steps[after].tolist()
     assert law.fit_info_["curves"][0]["first_step"] == 500
     assert law.params_["alpha"] == pytest.approx(0.55, rel=1e-3)

@@ -12,7 +12,7 @@ from learnlaw.curves import LossCurve, parse_model_size
 from learnlaw.errors import UserError
 from learnlaw.files import json_line, write_csv
 from learnlaw.laws import LAWS, load_fit, make_law, save_fit
-from learnlaw.laws.base import Law, as_run
+from learnlaw.laws.base import Law, as_run, law_points
 from learnlaw.laws.metrics import curve_metrics
 from learnlaw.planning import predict_schedule
 from learnlaw.plots import CurvePanel, plot_predictions
@@ -106,6 +106,8 @@ def fit_command(
     )
     if size_scaling and law_name != "momentum":
         raise UserError("--size-scaling goes with --law momentum")
+    if bootstrap and bootstrap < 2:
+        raise UserError(f"--bootstrap {bootstrap}: needs at least 2 replicas (or 0 for none)")
     model = make_law(law_name, lam=lam, size_scaling=size_scaling)
     model.fit(curves)
     if bootstrap:
@@ -194,7 +196,7 @@ def apply_fit_warmup(
     "--bands", is_flag=True, help="Add the bootstrap band (needs a fit made with --bootstrap)."
 )
 @click.option(
-    "--level", type=float, default=0.9, show_default=True, help="Coverage of the --bands band."
+    "--level", type=float, default=None, help="Coverage of the --bands band.  [default: 0.9]"
 )
 @click.option(
     "--model-size", default=None, help="Model size for fits with size scaling (400M, 1.7B)."
@@ -216,6 +218,9 @@ def predict_command(
     """Predict the loss curves of FILES (and score them), or of a --schedule nobody has run."""
     model = load_fit(fit_file)
     size = _size_option(model_size, model)
+    if level is not None and not bands:
+        raise UserError("--level goes with --bands")
+    level = 0.9 if level is None else level
     if not 0 < level < 1:
         raise UserError(f"--level {level}: must be in (0, 1)")
     if schedule_spec is not None:
@@ -239,6 +244,7 @@ def predict_command(
         raise UserError("--steps and --csv go with --schedule")
     curves = read_curves(files, loss_column=loss_column, warmup_steps=warmup_steps)
     apply_fit_warmup(model, curves, warmup_steps, as_json)
+    curves = scored_points(curves, quiet=as_json)
     per_file, predictions, all_rel, band_list = [], [], [], []
     for path, c in zip(files, curves):
         if size is not None:
@@ -306,6 +312,16 @@ def predict_command(
         click.echo(f"wrote {plot}")
 
 
+def scored_points(curves: list[LossCurve], quiet: bool) -> list[LossCurve]:
+    """Each curve cut to the points the laws speak about, saying what was left out."""
+    kept = [law_points(c) for c in curves]
+    if not quiet:
+        for c, k in zip(curves, kept):
+            for message in k.notes[len(c.notes) :]:
+                note(message)
+    return kept
+
+
 def _range_warning(model: Law, target, steps=None) -> None:
     run, s = as_run(target, steps)
     message = model.fitted_range_note(run, int(s.max()))
@@ -371,7 +387,7 @@ def _plot(
 ) -> None:
     fitted_names = {c["name"] for c in model.fit_info_.get("curves", [])}
     panels = []
-    for i, c in enumerate(curves):
+    for i, c in enumerate(scored_points(curves, quiet=True)):
         predicted = predictions[i] if predictions is not None else model.predict(c)
         panels.append(
             CurvePanel(
@@ -423,6 +439,7 @@ def compare_command(files, fit_on, warmup_steps, loss_column, lam, plot, as_json
     others = [c for c in curves if all(c is not f for f in fit_curves)]
     if not others:
         raise UserError("every file is in --fit-on: give other curves to predict")
+    others = scored_points(others, quiet=as_json)
     laws = {"momentum": make_law("momentum", lam=lam), "multipower": make_law("multipower")}
     results = {}
     for name, model in laws.items():

@@ -4,7 +4,7 @@ estimator interface (``fit`` / ``predict``), validation at the boundary, and the
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, ClassVar
 
 import numpy as np
@@ -79,6 +79,29 @@ def as_run(
     return Run(schedule.values(max(n, warmup + 1)), warmup, size, name), steps
 
 
+def law_points(curve: LossCurve) -> LossCurve:
+    """The part of ``curve`` a law speaks about: logged steps >= 1 after the warmup.
+
+    Fitting and every score (predict, plots, compare, benchmarks) use the same points, so a
+    log that starts at step 0 or inside the warmup fits and scores without an error.
+    """
+    keep = curve.steps >= max(curve.warmup_steps, 1)
+    if not keep.any():
+        raise UserError(
+            f"{curve.name or 'curve'}: every logged point is at step 0 or inside the warmup "
+            f"of {curve.warmup_steps} steps"
+        )
+    if keep.all():
+        return curve
+    left_out = int((~keep).sum())
+    note = f"{curve.name}: left out {left_out} points at step 0 or inside the warmup"
+    if curve.warmup_steps:
+        note += f" (steps < {curve.warmup_steps})"
+    return replace(
+        curve, steps=curve.steps[keep], losses=curve.losses[keep], notes=[*curve.notes, note]
+    )
+
+
 class Law:
     """Base class of the laws: hyper-parameters in ``__init__``, learned values end in ``_``.
 
@@ -144,27 +167,18 @@ class Law:
         return self
 
     def fit_points(self, curves: list[LossCurve]):
-        """(runs, steps, losses, notes) of the points a fit uses: every logged point after the
-        warmup (the laws say nothing about steps inside it)."""
+        """(runs, steps, losses, notes) of the points a fit uses (see ``law_points``)."""
         if not curves:
             raise UserError("no curves to fit")
         runs, steps, losses, notes = [], [], [], []
         for c in curves:
-            run, s = as_run(c)
-            keep = s >= max(run.warmup, 1)
-            if not keep.all():
-                notes.append(
-                    f"{c.name}: left out {int((~keep).sum())} points inside the warmup "
-                    f"(steps < {run.warmup})"
-                )
-            if not keep.any():
-                raise UserError(
-                    f"{c.name}: every logged point is inside the warmup of {run.warmup} steps"
-                )
-            self._check_run(run, s[keep])
+            kept = law_points(c)
+            notes.extend(kept.notes[len(c.notes) :])
+            run, s = as_run(kept)
+            self._check_run(run, s)
             runs.append(run)
-            steps.append(s[keep])
-            losses.append(c.losses[keep])
+            steps.append(s)
+            losses.append(kept.losses)
         sizes = {r.model_size for r in runs if r.model_size}
         if len(sizes) > 1 and not getattr(self, "size_scaling", False):
             notes.append(
