@@ -124,7 +124,7 @@ def sweep_wsd_fraction(
 class OptimizedSchedule:
     """The result of ``optimize_schedule``: per-step LR, its predicted final loss, a summary."""
 
-    lrs: np.ndarray  # steps 0..total-1 (warmup included)
+    lrs: np.ndarray  # steps 0..total (warmup included): the loss at step `total` uses all of them
     final_loss: float
     decay_start: int  # first step below 99% of the peak
     decay_power: float  # p in lr = min + (peak - min) (1 - tau)^p over the decay
@@ -138,7 +138,6 @@ def optimize_schedule(
     warmup: int = 0,
     min_lr: float = 0.0,
     iterations: int = 3000,
-    model_size: float | None = None,
 ) -> OptimizedSchedule:
     """Minimise the law's predicted final loss over non-increasing schedules (SPEC B2).
 
@@ -154,6 +153,12 @@ def optimize_schedule(
             f"the {law.name} law cannot design a schedule: its optimal schedule is degenerate "
             "(stay at the peak, then drop to zero at the last step); fit --law multipower"
         )
+    if not peak > 0:
+        raise UserError(f"--peak {peak:g}: must be positive")
+    if warmup < 0:
+        raise UserError(f"--warmup {warmup}: must be >= 0")
+    if iterations < 1:
+        raise UserError(f"--iterations {iterations}: must be >= 1")
     if not 0 <= min_lr < peak:
         raise UserError(f"--min-lr {min_lr:g}: must be in [0, peak={peak:g})")
     if total - warmup < 2:
@@ -184,26 +189,25 @@ def optimize_schedule(
         with torch.no_grad():
             v.clamp_(min=0.0)
     eta = schedule_of(best_v).detach().numpy()
-    lrs = np.concatenate([cosine[:warmup], eta])[:total]  # training steps 0..total-1
-    # report the law's prediction for exactly the schedule written out (its step `total` holds
-    # the last LR), not the optimiser's internal value
-    final = float(
-        law.predict(
-            Schedule.from_array(lrs), np.array([total]), warmup_steps=warmup, model_size=model_size
-        )[0]
-    )
+    lrs = np.concatenate([cosine[:warmup], eta])  # steps 0..total
+    # the law's prediction for exactly the schedule written out, through the same predict path
+    # as every other schedule's
+    final = float(law.predict(Schedule.from_array(lrs), np.array([total]), warmup_steps=warmup)[0])
     start, power = summarize_decay(lrs, peak, min_lr)
     return OptimizedSchedule(lrs, final, start, power)
 
 
 def summarize_decay(lrs: np.ndarray, peak: float, min_lr: float) -> tuple[int, float]:
-    """(first step below 99% of the peak after warmup, the power p that best fits the decay)."""
+    """(first step below 99% of the peak after warmup, the power p that best fits the decay).
+
+    ``lrs`` holds steps 0..total; without a decay the start is ``total``."""
+    total = len(lrs) - 1
     top = int(np.argmax(lrs >= peak * (1 - 1e-12)))
     below = np.flatnonzero(lrs[top:] < 0.99 * peak)
     if len(below) == 0:
-        return len(lrs), float("nan")
+        return total, float("nan")
     start = top + int(below[0])
-    tau = (np.arange(start, len(lrs)) - start) / (len(lrs) - start)
+    tau = (np.arange(start, total + 1) - start) / max(total - start, 1)
     target = lrs[start:]
     powers = np.linspace(0.2, 5.0, 481)
     errs = [np.sum((min_lr + (peak - min_lr) * (1 - tau) ** p - target) ** 2) for p in powers]

@@ -196,7 +196,6 @@ def sweep_command(
     "--min-lr", type=float, default=0.0, show_default=True, help="Lowest learning rate allowed."
 )
 @click.option("--iterations", type=int, default=3000, show_default=True, help="Adam iterations.")
-@click.option("--model-size", default=None, help="Model size for fits with size scaling.")
 @click.option(
     "-o", "--output", required=True, type=click.Path(dir_okay=False), help="SCHEDULE.csv (step,lr)."
 )
@@ -206,7 +205,7 @@ def sweep_command(
     default=None,
     help="Plot path (default: next to the CSV, .png).",
 )
-def optimize_command(fit_file, total, peak, warmup, min_lr, iterations, model_size, output, plot):
+def optimize_command(fit_file, total, peak, warmup, min_lr, iterations, output, plot):
     """The schedule that minimises the law's predicted final loss (Multi-Power Law fits)."""
     from learnlaw.files import write_csv
     from learnlaw.planning import optimize_schedule, predict_schedule
@@ -214,9 +213,9 @@ def optimize_command(fit_file, total, peak, warmup, min_lr, iterations, model_si
     model = load_fit(fit_file)
     if warmup is None:
         warmup = fit_warmup(model) or 0
-    size = _size_option(model_size, model)
+    # no --model-size: only the momentum law scales with size, and it cannot design schedules
     result = optimize_schedule(
-        model, total, peak, warmup=warmup, min_lr=min_lr, iterations=iterations, model_size=size
+        model, total, peak, warmup=warmup, min_lr=min_lr, iterations=iterations
     )
     write_csv(output, ("step", "lr"), (range(len(result.lrs)), result.lrs))
     run, _ = as_run(Schedule.from_array(result.lrs, warmup), np.array([total]))
@@ -224,7 +223,7 @@ def optimize_command(fit_file, total, peak, warmup, min_lr, iterations, model_si
     if message:
         warn(message)
     cosine = cosine_spec(total, peak, min_lr, warmup)
-    sweep = sweep_wsd_fraction(model, total, peak, final=min_lr, warmup=warmup, model_size=size)
+    sweep = sweep_wsd_fraction(model, total, peak, final=min_lr, warmup=warmup)
     best_frac, best_wsd = min(sweep, key=lambda r: r[1])
     wsd = wsd_spec(total, peak, min_lr, warmup, best_frac, "linear")
     schedules = (
@@ -234,7 +233,7 @@ def optimize_command(fit_file, total, peak, warmup, min_lr, iterations, model_si
     )
     panels = []
     for label, sched in schedules:
-        pred = predict_schedule(model, sched, total, model_size=size)
+        pred = predict_schedule(model, sched, total)
         panels.append(CurvePanel(label, pred.steps, pred.losses, pred.lrs))
     plot = plot or str(Path(output).with_suffix(".png"))
     plot_predictions(
