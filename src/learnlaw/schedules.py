@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import itertools
 import math
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -261,16 +262,20 @@ def parse_schedule(spec: str) -> Schedule:
     kind, _, rest = text.partition(":")
     kind = kind.strip().lower()
     if kind == "csv":
-        items = dict(x.partition("=")[::2] for x in rest.split(",") if x.strip())
-        items = {k.strip(): v.strip() for k, v in items.items()}
-        if not items.get("path") or set(items) - {"path", "warmup"}:
+        # the path may itself hold commas: only a trailing ",warmup=W" is split off
+        body, warmup_text = rest.strip(), None
+        tail = re.fullmatch(r"(.*),\s*warmup\s*=\s*([^,]*)", body, flags=re.DOTALL)
+        if tail:
+            body, warmup_text = tail.group(1).strip(), tail.group(2)
+        key, eq, path = body.partition("=")
+        if key.strip().lower() != "path" or not eq or not path.strip():
             raise UserError(f"schedule {spec!r}: expected csv:path=FILE[,warmup=W]")
         warmup = None
-        if "warmup" in items:
-            warmup = _parse_value(spec, "warmup", items["warmup"])
+        if warmup_text is not None:
+            warmup = _parse_value(spec, "warmup", warmup_text.strip())
             if warmup < 0:
                 raise UserError(f"schedule {spec!r}: warmup must be non-negative")
-        return read_schedule_csv(items["path"], warmup)
+        return read_schedule_csv(path.strip(), warmup)
     if kind not in _KEYS:
         known = ", ".join([*_KEYS, "csv"])
         raise UserError(f"schedule {spec!r}: unknown kind {kind!r}; expected one of {known}")
