@@ -290,3 +290,23 @@ def test_options_checked_before_the_work(curve_files, tmp_path, capsys):
         *run_cli(["law", "predict", fit, curve_files["cosine"], "--level", 0.5], capsys),
         "--level goes with --bands",
     )
+
+
+def test_file_system_and_damaged_file_errors_are_one_line(curve_files, tmp_path, capsys):
+    blocker = tmp_path / "a-file"
+    blocker.write_text("")
+    _one_line_error(
+        *run_cli(["law", "fit", curve_files["constant"], "-o", blocker / "fit.json"], capsys),
+        str(blocker),
+    )
+    curve = {
+        "format": "learnlaw.curve",
+        "steps": [1, 2, 3],
+        "losses": [3.0, 2.9, 2.8],
+        "schedule": {"points": {"steps": [0, float("inf")], "lrs": [0.1, 0.1]}},
+    }
+    bad = tmp_path / "inf.json"
+    bad.write_text(json.dumps(curve))
+    _one_line_error(
+        *run_cli(["law", "fit", bad, "-o", tmp_path / "f.json"], capsys), "infinite steps"
+    )

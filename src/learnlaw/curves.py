@@ -25,7 +25,7 @@ import numpy as np
 from learnlaw.errors import UserError
 from learnlaw.files import write_csv
 from learnlaw.files import write_json as _write_json_file
-from learnlaw.schedules import Schedule, detect_warmup
+from learnlaw.schedules import Schedule
 
 STEP_ALIASES = (
     "step",
@@ -428,8 +428,8 @@ def read_curve(
     elif schedule is not None and schedule.warmup:
         curve.warmup_steps = schedule.warmup
     elif not curve.warmup_steps:
-        curve.warmup_steps = detect_warmup(curve.lrs())
-        if curve.warmup_steps:
+        curve.warmup_steps = curve.schedule.warmup  # detected when the file's points were read
+        if curve.warmup_steps and curve.schedule.kind == "points":
             curve.notes.append(f"detected a linear warmup over steps 0..{curve.warmup_steps - 1}")
     if model_size is not None:
         curve.model_size = model_size
@@ -509,6 +509,8 @@ def _read_curve_json(path: Path) -> LossCurve:
         )
     except (KeyError, TypeError, ValueError) as exc:
         raise UserError(f"{path}: not a valid learnlaw curve file ({exc})") from None
+    except UserError as exc:
+        raise UserError(f"{path}: {exc}") from None
     curve.steps, curve.losses = clean_losses(
         str(path),
         "losses",

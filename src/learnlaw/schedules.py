@@ -106,8 +106,8 @@ class Schedule:
         lrs = np.asarray(lrs, dtype=float)
         if len(steps) == 0 or steps.shape != lrs.shape:
             raise UserError("learning-rate points need equally many steps and values, at least one")
-        if not np.all(np.isfinite(lrs)):
-            raise UserError("learning-rate points contain NaN or infinite values")
+        if not (np.all(np.isfinite(lrs)) and np.all(np.isfinite(steps))):
+            raise UserError("learning-rate points contain NaN or infinite steps or values")
         order = np.argsort(steps, kind="stable")
         steps, lrs = steps[order], lrs[order]
         if warmup is None:

@@ -1,7 +1,7 @@
 """The command line: ``learnlaw <command>``. Each command parses, calls the library, prints.
 
-User mistakes (``UserError`` and bad options) become one line on stderr and exit code 2, in
-``main`` only; anything else is a bug and keeps its traceback.
+User mistakes (``UserError``, bad options, and files that cannot be read or written) become one
+line on stderr and exit code 2, in ``main`` only; anything else is a bug and keeps its traceback.
 """
 
 from __future__ import annotations
@@ -47,6 +47,10 @@ def main(argv: list[str] | None = None) -> None:
         _fail(exc.format_message().replace("\n", " ") + hint)
     except click.ClickException as exc:
         _fail(exc.format_message())
+    except OSError as exc:
+        if exc.filename is None:  # not about a file the user named: keep the traceback
+            raise
+        _fail(f"{exc.filename}: {exc.strerror or exc}")
     except (click.Abort, KeyboardInterrupt):
         click.echo("learnlaw: interrupted", err=True)
         sys.exit(130)

@@ -266,4 +266,4 @@ def _concat(blocks: list[DropTerms]) -> DropTerms:
 def _schedule_of(run: Run):
     from learnlaw.schedules import Schedule
 
-    return Schedule.from_array(run.lrs)
+    return Schedule.from_array(run.lrs, run.warmup)  # the warmup is known: no re-detection
