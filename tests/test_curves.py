@@ -2,6 +2,7 @@
 
 import json
 import math
+import shutil
 
 import numpy as np
 import pytest
@@ -102,6 +103,14 @@ def test_tensorboard_events_from_the_real_writer():
     assert np.allclose(c.losses, expected, rtol=1e-6)
     assert np.allclose(c.lrs()[[1, 2, 5]], [0.005, 0.01, 0.01], rtol=1e-6)
     assert any("NaN" in n for n in c.notes) and any("repeated" in n for n in c.notes)
+
+
+def test_tensorboard_folder_of_several_runs_is_refused(tmp_path):
+    for run in ("run-a", "run-b"):
+        shutil.copytree(FIXTURES / "tb_run", tmp_path / "logs" / run)
+    with pytest.raises(UserError, match=r"event files of 2 runs \(run-a, run-b\); give one"):
+        read_curve(tmp_path / "logs")
+    assert read_curve(tmp_path / "logs" / "run-a").steps.tolist() == list(range(1, 9))
 
 
 def test_model_size_from_path_and_suffix(tmp_path):

@@ -126,12 +126,20 @@ def read_event_file(path: Path) -> list[tuple[int, str, float]]:
 
 
 def read_tensorboard_table(path: str | Path) -> Table:
-    """All scalars of an event file, or of every event file in a folder (sorted by name)."""
+    """All scalars of an event file, or of every event file of one run's folder (by name)."""
     path = Path(path)
     if path.is_dir():
         files = sorted(p for p in path.rglob("*") if "tfevents" in p.name and p.is_file())
         if not files:
             raise UserError(f"{path}: no TensorBoard event files (*tfevents*) in this folder")
+        # one folder is one run (several files there are restarts); sibling folders are other
+        # runs or splits (train/, validation/) whose same-named tags must not be merged
+        folders = sorted({str(f.parent.relative_to(path)) for f in files})
+        if len(folders) > 1:
+            shown = ", ".join(folders[:4]) + (", ..." if len(folders) > 4 else "")
+            raise UserError(
+                f"{path}: event files of {len(folders)} runs ({shown}); give one run's folder"
+            )
     elif path.is_file():
         files = [path]
     else:
