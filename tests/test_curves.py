@@ -111,6 +111,16 @@ def test_tensorboard_folder_of_several_runs_is_refused(tmp_path):
     with pytest.raises(UserError, match=r"event files of 2 runs \(run-a, run-b\); give one"):
         read_curve(tmp_path / "logs")
     assert read_curve(tmp_path / "logs" / "run-a").steps.tolist() == list(range(1, 9))
+    # a trainer's run folder: scalars at the top, an hparams-only file in a subfolder
+    hf = tmp_path / "logs" / "run-a"
+    (hf / "1704067200.12").mkdir()
+    (hf / "1704067200.12" / "events.out.tfevents.1.vm.1.0").write_bytes(b"")
+    assert read_curve(hf).steps.tolist() == list(range(1, 9))
+    # only one subfolder holds scalars: that one is the run
+    shutil.rmtree(tmp_path / "logs" / "run-b")
+    (tmp_path / "logs" / "empty").mkdir()
+    (tmp_path / "logs" / "empty" / "events.out.tfevents.2.vm.1.0").write_bytes(b"")
+    assert read_curve(tmp_path / "logs").steps.tolist() == list(range(1, 9))
 
 
 def test_model_size_from_path_and_suffix(tmp_path):

@@ -216,7 +216,7 @@ def test_law_compare_and_multipower_cli(tmp_path, capsys):
     lrs = table[:, 1]  # steps 0..6000: the loss at step 6000 uses the LR of step 6000
     assert table[-1, 0] == 6000 and len(lrs) == 6001
     assert lrs.max() <= 3e-4 and lrs.min() >= 0
-    for option, value in (("--peak", 0), ("--warmup", -5)):
+    for option, value in (("--peak", 0), ("--peak", "inf"), ("--warmup", -5), ("--iterations", 0)):
         args = ["schedule", "optimize", fit, "--total", 6000, "--peak", 3e-4, "-o", tmp_path / "x"]
         code, out, err = run_cli([*args, option, value], capsys)
         assert code == 2 and err.count("\n") == 1 and f"{option} {value}:" in err, err

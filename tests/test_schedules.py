@@ -126,11 +126,17 @@ def test_csv_schedule_keeps_its_warmup(tmp_path):
     assert parse_schedule(f"csv:path={path},warmup=50").warmup == 50  # given
     comma = tmp_path / "lr, run 2.csv"  # a path with a comma and a space
     comma.write_text(path.read_text())
-    for spec, warmup in ((f"csv:path={comma}", 100), (f"csv:path={comma}, warmup=7", 7)):
+    for spec, warmup in (
+        (f"csv:path={comma}", 100),
+        (f"csv:path={comma}, warmup=7", 7),
+        (f"csv:warmup=7,path={comma}", 7),
+        (f"csv:path={comma},", 100),
+    ):
         parsed = parse_schedule(spec)
         assert parsed.warmup == warmup and np.allclose(parsed.values(1000), lrs)
-    with pytest.raises(UserError, match="expected csv:path=FILE"):
-        parse_schedule(f"csv:file={path}")
+    for typo in (f"csv:file={path}", f"csv:path={path},warmpu=5"):
+        with pytest.raises(UserError, match="expected csv:path=FILE"):
+            parse_schedule(typo)
 
 
 def test_specs_keep_full_precision_and_refuse_non_finite_values():

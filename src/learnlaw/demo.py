@@ -18,6 +18,7 @@ import numpy as np
 from learnlaw.curves import read_curve
 from learnlaw.examples import example_curve_path, example_warmup
 from learnlaw.laws import MomentumLaw, save_fit
+from learnlaw.laws.base import law_points
 from learnlaw.laws.metrics import curve_metrics
 from learnlaw.planning import sweep_wsd_fraction
 from learnlaw.plots import CurvePanel, plot_predictions, plot_sweep
@@ -31,7 +32,7 @@ def law_demo(out: Path) -> dict[str, Any]:
     out.mkdir(parents=True, exist_ok=True)
     warmup = example_warmup()
     curves = {
-        name: read_curve(example_curve_path(name), warmup_steps=warmup)
+        name: law_points(read_curve(example_curve_path(name), warmup_steps=warmup))
         for name in (*FIT_ON, *PREDICT)
     }
     # These runs are 2,000 steps long: lambda = 0.999 (a ~1,000-step memory, right for 24K-step

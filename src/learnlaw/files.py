@@ -35,6 +35,8 @@ def atomic_write(path: str | Path, write: Callable[[Path], None]) -> Path:
         write(tmp_path)
         os.chmod(tmp_path, 0o666 & ~_umask())  # mkstemp makes private files; outputs are not
         os.replace(tmp_path, path)
+    except OSError as exc:  # disk full, or the target is a folder: name the target, not the tmp
+        raise UserError(f"{path}: cannot write there ({exc.strerror or exc})") from None
     finally:
         tmp_path.unlink(missing_ok=True)
     return path

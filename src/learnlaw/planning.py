@@ -153,8 +153,8 @@ def optimize_schedule(
             f"the {law.name} law cannot design a schedule: its optimal schedule is degenerate "
             "(stay at the peak, then drop to zero at the last step); fit --law multipower"
         )
-    if not peak > 0:
-        raise UserError(f"--peak {peak:g}: must be positive")
+    if not (peak > 0 and np.isfinite(peak)):
+        raise UserError(f"--peak {peak:g}: must be a positive number")
     if warmup < 0:
         raise UserError(f"--warmup {warmup}: must be >= 0")
     if iterations < 1:
@@ -192,7 +192,7 @@ def optimize_schedule(
     lrs = np.concatenate([cosine[:warmup], eta])  # steps 0..total
     # the law's prediction for exactly the schedule written out, through the same predict path
     # as every other schedule's
-    final = float(law.predict(Schedule.from_array(lrs), np.array([total]), warmup_steps=warmup)[0])
+    final = float(law.predict(Schedule.from_array(lrs, warmup), np.array([total]))[0])
     start, power = summarize_decay(lrs, peak, min_lr)
     return OptimizedSchedule(lrs, final, start, power)
 

@@ -111,7 +111,7 @@ class Schedule:
         order = np.argsort(steps, kind="stable")
         steps, lrs = steps[order], lrs[order]
         if warmup is None:
-            warmup = detect_warmup(np.interp(np.arange(int(steps[-1]) + 1), steps, lrs))
+            warmup = detect_warmup(lrs, steps)
         return cls("points", {"warmup": int(warmup)}, steps, lrs)
 
     # ---- evaluation ---------------------------------------------------------------------
@@ -183,19 +183,23 @@ def _fmt(v: Any) -> str:
     return str(v)
 
 
-def detect_warmup(lrs: np.ndarray) -> int:
+def detect_warmup(lrs: np.ndarray, steps: np.ndarray | None = None) -> int:
     """Length of an initial linear warmup: steps before the LR first reaches its early peak.
 
+    ``lrs`` are the LR at ``steps`` (sorted; default 0, 1, 2, ...), the corners of a piecewise-
+    linear schedule, so the rise ends at one of them and no per-step array is needed.
     Returns 0 unless the schedule starts well below its peak and rises to it.
     """
-    if len(lrs) < 3:
+    lrs = np.asarray(lrs, dtype=float)
+    steps = np.arange(len(lrs), dtype=float) if steps is None else np.asarray(steps, dtype=float)
+    if len(lrs) < 2 or steps[-1] < 2:
         return 0
     rising = np.diff(lrs) >= -1e-15 * max(abs(lrs).max(), 1.0)
     end = len(lrs) - 1 if rising.all() else int(np.argmin(rising))
     peak = lrs[end]
     if peak <= 0 or lrs[0] > 0.5 * peak:
         return 0
-    return int(np.argmax(lrs[: end + 1] >= peak * (1 - 1e-9)))
+    return max(int(np.ceil(steps[int(np.argmax(lrs[: end + 1] >= peak * (1 - 1e-9)))])), 0)
 
 
 # ---- families: plain functions of (steps, params), warmup applied by Schedule.lr -----------
@@ -262,20 +266,28 @@ def parse_schedule(spec: str) -> Schedule:
     kind, _, rest = text.partition(":")
     kind = kind.strip().lower()
     if kind == "csv":
-        # the path may itself hold commas: only a trailing ",warmup=W" is split off
-        body, warmup_text = rest.strip(), None
-        tail = re.fullmatch(r"(.*),\s*warmup\s*=\s*([^,]*)", body, flags=re.DOTALL)
-        if tail:
+        # the path may itself hold commas: only "warmup=W" before or after it is split off
+        body, warmup_text = rest.strip().removesuffix(",").strip(), None
+        head = re.fullmatch(r"warmup\s*=\s*([^,]*),(.*)", body, flags=re.DOTALL | re.I)
+        tail = re.fullmatch(r"(.*),\s*warmup\s*=\s*([^,]*)", body, flags=re.DOTALL | re.I)
+        if head:
+            warmup_text, body = head.group(1), head.group(2).strip()
+        elif tail:
             body, warmup_text = tail.group(1).strip(), tail.group(2)
         key, eq, path = body.partition("=")
         if key.strip().lower() != "path" or not eq or not path.strip():
             raise UserError(f"schedule {spec!r}: expected csv:path=FILE[,warmup=W]")
+        path = path.strip()
+        if "," in path and not Path(path).exists():
+            raise UserError(
+                f"schedule {spec!r}: no such file {path!r} (expected csv:path=FILE[,warmup=W])"
+            )
         warmup = None
         if warmup_text is not None:
             warmup = _parse_value(spec, "warmup", warmup_text.strip())
             if warmup < 0:
                 raise UserError(f"schedule {spec!r}: warmup must be non-negative")
-        return read_schedule_csv(path.strip(), warmup)
+        return read_schedule_csv(path, warmup)
     if kind not in _KEYS:
         known = ", ".join([*_KEYS, "csv"])
         raise UserError(f"schedule {spec!r}: unknown kind {kind!r}; expected one of {known}")

@@ -125,6 +125,26 @@ def read_event_file(path: Path) -> list[tuple[int, str, float]]:
     return out
 
 
+def _one_run(path: Path, files: list[Path]) -> list[Path]:
+    """The event files of the one run in ``path``: one folder is one run (several files there
+    are restarts). Event files directly in ``path`` win (trainers write side files such as
+    hparams into subfolders); otherwise exactly one subfolder may hold scalars, since sibling
+    folders are other runs or splits (train/, validation/) whose same-named tags must not merge."""
+    top = [f for f in files if f.parent == path]
+    if top:
+        return top
+    by_folder: dict[str, list[Path]] = {}
+    for f in files:
+        by_folder.setdefault(str(f.parent.relative_to(path)), []).append(f)
+    with_scalars = [d for d, fs in by_folder.items() if any(read_event_file(f) for f in fs)]
+    if len(with_scalars) > 1:
+        shown = ", ".join(with_scalars[:4]) + (", ..." if len(with_scalars) > 4 else "")
+        raise UserError(
+            f"{path}: event files of {len(with_scalars)} runs ({shown}); give one run's folder"
+        )
+    return by_folder[with_scalars[0]] if with_scalars else files
+
+
 def read_tensorboard_table(path: str | Path) -> Table:
     """All scalars of an event file, or of every event file of one run's folder (by name)."""
     path = Path(path)
@@ -132,14 +152,7 @@ def read_tensorboard_table(path: str | Path) -> Table:
         files = sorted(p for p in path.rglob("*") if "tfevents" in p.name and p.is_file())
         if not files:
             raise UserError(f"{path}: no TensorBoard event files (*tfevents*) in this folder")
-        # one folder is one run (several files there are restarts); sibling folders are other
-        # runs or splits (train/, validation/) whose same-named tags must not be merged
-        folders = sorted({str(f.parent.relative_to(path)) for f in files})
-        if len(folders) > 1:
-            shown = ", ".join(folders[:4]) + (", ..." if len(folders) > 4 else "")
-            raise UserError(
-                f"{path}: event files of {len(folders)} runs ({shown}); give one run's folder"
-            )
+        files = _one_run(path, files)
     elif path.is_file():
         files = [path]
     else:
