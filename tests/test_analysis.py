@@ -10,7 +10,12 @@ import torch
 
 from conftest import run_cli
 from learnlaw.analysis.learning_law import Thresholds, sim_statistic, trace_policy
-from learnlaw.analysis.metrics import acceleration_ratio, auc_ratio, compression_ratio
+from learnlaw.analysis.metrics import (
+    acceleration_ratio,
+    auc_ratio,
+    compression_ratio,
+    largest_rise,
+)
 from learnlaw.policy.config import load_config
 from learnlaw.policy.engine import Policy
 from learnlaw.policy.run import optimize_policy
@@ -199,3 +204,18 @@ def test_bad_run_folders(tmp_path, finished_run, capsys):
     (other / "config.json").write_text(json.dumps(cfg))
     one_line(["analyze", other], "run format 'learnlaw.run' version 7")
     one_line(["analyze", finished_run, "--stride", "0"], "--stride 0")
+
+
+def test_largest_rise_against_all_pairs():
+    rng = np.random.default_rng(3)
+    for _ in range(20):
+        curve = np.cumsum(rng.normal(-0.1, 0.3, 40)) + 10
+        start = int(rng.integers(0, 10))
+        pairs = [
+            (curve[b] - curve[a], a, b) for a in range(start, 40) for b in range(a, 40)
+        ]  # every (earlier, later) pair from start on
+        got = largest_rise(curve, start)
+        assert got["rise"] == pytest.approx(max(p[0] for p in pairs))
+        assert curve[got["to_step"]] - curve[got["from_step"]] == pytest.approx(got["rise"])
+        assert start <= got["from_step"] <= got["to_step"]
+    assert largest_rise(np.array([3.0, 2.0, 1.0]))["rise"] == 0.0

@@ -21,6 +21,7 @@ from learnlaw.analysis.metrics import (
     auc_ratio,
     compression_ratio,
     corruption_summary,
+    largest_rise,
     loss_auc,
 )
 from learnlaw.errors import UserError
@@ -131,14 +132,26 @@ def analyze_run(
         "learned": fit_l.to_json(),
         "shared": ["L0", "t0"],
         "acceleration_measured": acceleration_ratio(u_test, l_test),
+        # over the fitted steps (t > t0): what a poor fit there comes from
+        "largest_rise": {
+            "uniform": largest_rise(u_test, int(fit_u.t0) + 1),
+            "learned": largest_rise(l_test, int(fit_l.t0) + 1),
+        },
     }
     bad = [name for name, f in (("uniform", fit_u), ("learned", fit_l)) if not follows_law(f)]
     if bad:
         # the closed forms assume both curves follow the law; say so instead of printing nonsense
+        rises = analysis["step_law"]["largest_rise"]
+        why = "; ".join(
+            f"the {name} curve rises by {rises[name]['rise']:.3g} above its running minimum "
+            f"in the fitted range (step {rises[name]['from_step']} -> {rises[name]['to_step']})"
+            for name in bad
+            if rises[name]["rise"] > 0
+        )
         analysis["step_law"]["note"] = (
             f"the {' and '.join(bad)} test curve does not follow L0 + (B/t)^beta "
             f"(r^2 below {MIN_LAW_R2} or beta <= 0), so the coefficient changes and the closed-form "
-            "acceleration are not reported"
+            "acceleration are not reported" + (f"; {why}" if why else "")
         )
         analysis["step_law"].update(
             {

@@ -24,6 +24,22 @@ def compression_ratio(curve: np.ndarray, n_classes: int, log_base: float = 2.0) 
     return steps * math.log(n_classes, log_base) / loss_auc(curve)
 
 
+def largest_rise(curve: np.ndarray, start: int = 0) -> dict[str, float | int]:
+    """The largest increase of a loss curve above its running minimum from step ``start`` on:
+    ``rise`` = L(to_step) - L(from_step) with ``from_step`` the best step in start..to_step; 0
+    for a curve that only falls. A step law L0 + (B/t)^beta only falls, so a large rise in the
+    fitted range says why a fit is poor."""
+    y = np.asarray(curve, dtype=float)[start:]
+    best = np.minimum.accumulate(y)
+    to_step = int(np.argmax(y - best))
+    from_step = int(np.argmin(y[: to_step + 1]))
+    return {
+        "rise": float(y[to_step] - y[from_step]),
+        "from_step": start + from_step,
+        "to_step": start + to_step,
+    }
+
+
 def first_step_reaching(curve: np.ndarray, level: float) -> int | None:
     """The first t >= 1 with L(theta_t) <= level, or None."""
     hits = np.flatnonzero(np.asarray(curve)[1:] <= level)
