@@ -28,7 +28,7 @@ def atomic_write(path: str | Path, write: Callable[[Path], None]) -> Path:
             f"{path}: cannot write there: a part of the folder path is a file"
         ) from None
     except OSError as exc:
-        raise UserError(f"{path}: cannot write there ({exc.strerror or exc})") from None
+        raise _cannot_write(path, exc) from None
     os.close(fd)
     tmp_path = Path(tmp)
     try:
@@ -36,10 +36,14 @@ def atomic_write(path: str | Path, write: Callable[[Path], None]) -> Path:
         os.chmod(tmp_path, 0o666 & ~_umask())  # mkstemp makes private files; outputs are not
         os.replace(tmp_path, path)
     except OSError as exc:  # disk full, or the target is a folder: name the target, not the tmp
-        raise UserError(f"{path}: cannot write there ({exc.strerror or exc})") from None
+        raise _cannot_write(path, exc) from None
     finally:
         tmp_path.unlink(missing_ok=True)
     return path
+
+
+def _cannot_write(path: Path, exc: OSError) -> UserError:
+    return UserError(f"{path}: cannot write there ({exc.strerror or exc})")
 
 
 def _umask() -> int:

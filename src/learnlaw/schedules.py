@@ -199,7 +199,8 @@ def detect_warmup(lrs: np.ndarray, steps: np.ndarray | None = None) -> int:
     peak = lrs[end]
     if peak <= 0 or lrs[0] > 0.5 * peak:
         return 0
-    return max(int(np.ceil(steps[int(np.argmax(lrs[: end + 1] >= peak * (1 - 1e-9)))])), 0)
+    first_at_peak = int(np.argmax(lrs[: end + 1] >= peak * (1 - 1e-9)))
+    return max(int(np.ceil(steps[first_at_peak])), 0)
 
 
 # ---- families: plain functions of (steps, params), warmup applied by Schedule.lr -----------
@@ -266,28 +267,7 @@ def parse_schedule(spec: str) -> Schedule:
     kind, _, rest = text.partition(":")
     kind = kind.strip().lower()
     if kind == "csv":
-        # the path may itself hold commas: only "warmup=W" before or after it is split off
-        body, warmup_text = rest.strip().removesuffix(",").strip(), None
-        head = re.fullmatch(r"warmup\s*=\s*([^,]*),(.*)", body, flags=re.DOTALL | re.I)
-        tail = re.fullmatch(r"(.*),\s*warmup\s*=\s*([^,]*)", body, flags=re.DOTALL | re.I)
-        if head:
-            warmup_text, body = head.group(1), head.group(2).strip()
-        elif tail:
-            body, warmup_text = tail.group(1).strip(), tail.group(2)
-        key, eq, path = body.partition("=")
-        if key.strip().lower() != "path" or not eq or not path.strip():
-            raise UserError(f"schedule {spec!r}: expected csv:path=FILE[,warmup=W]")
-        path = path.strip()
-        if "," in path and not Path(path).exists():
-            raise UserError(
-                f"schedule {spec!r}: no such file {path!r} (expected csv:path=FILE[,warmup=W])"
-            )
-        warmup = None
-        if warmup_text is not None:
-            warmup = _parse_value(spec, "warmup", warmup_text.strip())
-            if warmup < 0:
-                raise UserError(f"schedule {spec!r}: warmup must be non-negative")
-        return read_schedule_csv(path, warmup)
+        return _parse_csv_spec(spec, rest)
     if kind not in _KEYS:
         known = ", ".join([*_KEYS, "csv"])
         raise UserError(f"schedule {spec!r}: unknown kind {kind!r}; expected one of {known}")
@@ -312,6 +292,32 @@ def parse_schedule(spec: str) -> Schedule:
     ordered = {k: params[k] for k in (*required, *optional)}
     _validate(spec, kind, ordered)
     return Schedule(kind, ordered)
+
+
+def _parse_csv_spec(spec: str, rest: str) -> Schedule:
+    """``csv:path=FILE[,warmup=W]``. The path may itself hold commas: only "warmup=W" before
+    or after it is split off."""
+    body, warmup_text = rest.strip().removesuffix(",").strip(), None
+    head = re.fullmatch(r"warmup\s*=\s*([^,]*),(.*)", body, flags=re.DOTALL | re.I)
+    tail = re.fullmatch(r"(.*),\s*warmup\s*=\s*([^,]*)", body, flags=re.DOTALL | re.I)
+    if head:
+        warmup_text, body = head.group(1), head.group(2).strip()
+    elif tail:
+        body, warmup_text = tail.group(1).strip(), tail.group(2)
+    key, eq, path = body.partition("=")
+    path = path.strip()
+    if key.strip().lower() != "path" or not eq or not path:
+        raise UserError(f"schedule {spec!r}: expected csv:path=FILE[,warmup=W]")
+    if "," in path and not Path(path).exists():
+        raise UserError(
+            f"schedule {spec!r}: no such file {path!r} (expected csv:path=FILE[,warmup=W])"
+        )
+    warmup = None
+    if warmup_text is not None:
+        warmup = _parse_value(spec, "warmup", warmup_text.strip())
+        if warmup < 0:
+            raise UserError(f"schedule {spec!r}: warmup must be non-negative")
+    return read_schedule_csv(path, warmup)
 
 
 def _parse_value(spec: str, key: str, value: str) -> Any:

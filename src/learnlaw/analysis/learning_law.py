@@ -134,6 +134,11 @@ def _mean(x: np.ndarray) -> float | None:
     return float(np.mean(x)) if len(x) else None
 
 
+def _share(counts) -> float | None:
+    """(examples, of which meeting a property) -> the share, or None without examples."""
+    return float(counts[1] / counts[0]) if counts[0] else None
+
+
 def learning_law_summary(
     uniform: PolicyTrace,
     learned: PolicyTrace,
@@ -144,12 +149,11 @@ def learning_law_summary(
     """The headline Learning-Law numbers of both policies, with the thresholds they used."""
     away = learned.away
     p1_steps = np.isfinite(learned.prop1_share)
-    p1_pooled = learned.prop1_counts[p1_steps].sum(axis=0) if p1_steps.any() else np.array([0, 0])
-    p1_unfitted = (
-        learned.prop1_unfitted_counts[p1_steps].sum(axis=0) if p1_steps.any() else np.array([0, 0])
-    )
+    # (examples, of which meeting the property) summed over the steps; (0, 0) when none
+    p1_pooled = learned.prop1_counts[p1_steps].sum(axis=0)
+    p1_unfitted = learned.prop1_unfitted_counts[p1_steps].sum(axis=0)
     p2_steps = np.isfinite(learned.prop2_share)
-    p2_pooled = learned.prop2_counts[p2_steps].sum(axis=0) if p2_steps.any() else np.array([0, 0])
+    p2_pooled = learned.prop2_counts[p2_steps].sum(axis=0)
     out = {
         "thresholds": thresholds.to_json(),
         "recorded_steps": len(learned.steps),
@@ -163,21 +167,17 @@ def learning_law_summary(
         "property1": {
             "description": "share of examples with CT <= 0 whose weight < zero_weight / N, at steps with zero weights",
             "share_mean_over_steps": _mean(learned.prop1_share),
-            "share_pooled": float(p1_pooled[1] / p1_pooled[0]) if p1_pooled[0] else None,
+            "share_pooled": _share(p1_pooled),
             "steps": int(p1_steps.sum()),
             # CT <= 0 mixes harmful examples with already-fitted ones whose CT is ~0 (or exactly
             # 0): the latter are Property 2's, so Property 1 is also given without them
-            "already_fitted_share": float(1 - p1_unfitted[0] / p1_pooled[0])
-            if p1_pooled[0]
-            else None,
-            "share_pooled_not_fitted": float(p1_unfitted[1] / p1_unfitted[0])
-            if p1_unfitted[0]
-            else None,
+            "already_fitted_share": _share((p1_pooled[0], p1_pooled[0] - p1_unfitted[0])),
+            "share_pooled_not_fitted": _share(p1_unfitted),
         },
         "property2": {
             "description": "share of examples with loss < fitted_loss whose weight < small_weight x max weight",
             "share_mean_over_steps": _mean(learned.prop2_share),
-            "share_pooled": float(p2_pooled[1] / p2_pooled[0]) if p2_pooled[0] else None,
+            "share_pooled": _share(p2_pooled),
             "steps": int(p2_steps.sum()),
         },
         "property3": {

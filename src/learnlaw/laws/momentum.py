@@ -24,8 +24,8 @@ DEFAULT_LAMBDA = 0.999
 LAMBDA_GRID = (0.99, 0.995, 0.998, 0.999, 0.9995)
 SIZE_UNIT = 1e8  # sizes enter the fit as N / 1e8 so B, beta, gamma start on a sane scale
 SIZE_FREE_BOUNDS = [(0, None), (0, None), (0, 10), (0, None)]  # L0, A, alpha, C
-SIZE_BOUNDS = [(0, None), (0, None), (0, 10), (0, None), (0, 5), (0, None), (-2, 2)]  # L0, A,
-# alpha, B, beta, C, gamma
+# L0, A, alpha, B, beta, C, gamma
+SIZE_BOUNDS = [(0, None), (0, None), (0, 10), (0, None), (0, 5), (0, None), (-2, 2)]
 
 
 def annealing_area(eta: np.ndarray, lam: float) -> np.ndarray:
