@@ -70,6 +70,15 @@ def test_trace_properties_by_brute_force():
             zero, harmful, fitted = w[t] < 0.01 / 12, ct <= 0, loss < 0.3
             assert trace.zero_weights[k] == 4
             assert trace.sim[k] == pytest.approx(np.sum(w[t] * ct) / np.std(ct[~zero], ddof=1))
+            # the weighted contribution is minus the rate of change of the desired loss along
+            # the policy's step (central finite difference)
+            d = task.train_gradient(theta, torch.as_tensor(w[t]))
+            eps = 1e-6
+            rate = (  # d L(theta - s d) / ds at s = 0
+                float(task.losses(theta - eps * d, "objective").mean())
+                - float(task.losses(theta + eps * d, "objective").mean())
+            ) / (2 * eps)
+            assert trace.weighted_ct[k] == pytest.approx(-rate, rel=1e-6, abs=1e-10)
             if harmful.any():
                 assert trace.prop1_share[k] == pytest.approx((harmful & zero).sum() / harmful.sum())
             unfitted = harmful & ~fitted
@@ -219,3 +228,34 @@ def test_largest_rise_against_all_pairs():
         assert curve[got["to_step"]] - curve[got["from_step"]] == pytest.approx(got["rise"])
         assert start <= got["from_step"] <= got["to_step"]
     assert largest_rise(np.array([3.0, 2.0, 1.0]))["rise"] == 0.0
+
+
+def test_analyze_the_lowest_objective_policy(finished_run, capsys):
+    code, out, err = run_cli(["analyze", finished_run, "--policy", "objective"], capsys)
+    assert code == 0, err
+    assert "analysis-objective.json" in out and "report-objective.html" in out
+    a = json.loads((finished_run / "analysis-objective.json").read_text())
+    metrics = json.loads((finished_run / "metrics.json").read_text())
+    assert a["policy"]["which"] == "objective"
+    assert a["policy"]["epoch"] == metrics["lowest_objective_epoch"]
+    assert a["policy"]["epoch"] == int(np.argmin(metrics["objective_per_epoch"]))
+    page = (finished_run / "report-objective.html").read_text()
+    assert page.count("data:image/png;base64,") == 5 and "smallest objective" in page
+    missing = finished_run.parent / "no-objective-policy"
+    shutil.copytree(finished_run, missing, ignore=shutil.ignore_patterns("policy_objective.npz"))
+    code, _, err = run_cli(["analyze", missing, "--policy", "objective"], capsys)
+    assert code == 2 and "no policy_objective.npz; this run was made before" in err
+
+
+def test_note_points_to_the_optimum_when_the_kept_policy_is_not_it():
+    from learnlaw.analysis.report import analysis_notes
+
+    base = {
+        "step_law": {},
+        "policy": {"which": "kept", "kept_epoch": 3, "lowest_objective_epoch": 6},
+    }
+    assert any("--policy objective" in n for n in analysis_notes(base))
+    same = {**base, "policy": {**base["policy"], "lowest_objective_epoch": 3}}
+    assert not analysis_notes(same)
+    other = {**base, "policy": {**base["policy"], "which": "objective"}}
+    assert not analysis_notes(other)

@@ -216,3 +216,19 @@ def test_backtracking_rejects_steps_that_raise_the_objective(tmp_path):
     for h in history[:-1]:
         k = sum(1 for e in rejected if e <= h["epoch"])
         assert h["step_size"] == pytest.approx(base / 2**k)
+
+
+def test_the_lowest_objective_policy_is_saved_and_reproduces_its_objective(tmp_path):
+    from learnlaw.analysis.analyze import load_run
+    from learnlaw.policy.engine import run_policy
+
+    # a step too large for the problem, so the last epoch is not the lowest
+    config = small_config(**{"outer.max_change": 200.0, "outer.epochs": 8, "outer.decay": "none"})
+    metrics = optimize_policy(config, tmp_path, quiet=True)
+    objectives = metrics["objective_per_epoch"]
+    lowest = int(np.argmin(objectives))
+    assert metrics["lowest_objective_epoch"] == lowest and lowest != len(objectives) - 1
+    _, task, policy = load_run(tmp_path, "objective")
+    rerun = run_policy(task, policy, config.train.lr, config.train.steps)
+    # saved in float32: the objective agrees to float32 precision
+    assert rerun.objective == pytest.approx(objectives[lowest], rel=1e-5)

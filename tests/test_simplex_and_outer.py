@@ -5,6 +5,7 @@ import pytest
 import torch
 from scipy.optimize import minimize
 
+from learnlaw.errors import UserError
 from learnlaw.policy.outer import OuterConfig, calibrate_base_step, outer_step
 from learnlaw.policy.simplex import project_rows_to_simplex
 
@@ -67,3 +68,25 @@ def test_linear_decay_reaches_zero_at_the_end():
     assert base == 0.01
     assert outer_step(w, g, 0, cfg, base)[1] == pytest.approx(0.01)
     assert outer_step(w, g, 5, cfg, base)[1] == pytest.approx(0.005)
+
+
+@pytest.mark.parametrize("method", ["pgd", "eg"])
+def test_row_normalised_step_moves_every_row_by_max_change(method):
+    # rows whose hypergradients differ by twelve orders of magnitude (early vs late steps)
+    rng = np.random.default_rng(2)
+    n = 40
+    w = torch.as_tensor(rng.dirichlet(np.full(n, 5.0), size=4))
+    g = torch.as_tensor(rng.normal(size=(4, n)) * np.array([[1.0], [1e-4], [1e-8], [1e-12]]))
+    g[3] = 7.0  # the same gradient for every example: nothing to move
+    cfg = OuterConfig(method=method, lr="auto", max_change=0.01, normalize="row")
+    new, step = outer_step(w, g, 0, cfg, calibrate_base_step(w, g, cfg))
+    assert step == pytest.approx(0.01)
+    change = (new - w).abs().amax(1).numpy() * n
+    # small steps: the realised change of each moving row is its first-order change, 0.01 / N
+    assert np.allclose(change[:3], 0.01, rtol=0.05), change
+    assert change[3] < 1e-12
+    assert torch.allclose(new.sum(1), torch.ones(4, dtype=torch.float64)) and (new >= 0).all()
+    # every row's step is a descent step for its own linear objective
+    assert all(float(new[r] @ g[r]) < float(w[r] @ g[r]) for r in range(3))
+    with pytest.raises(UserError, match=r'needs outer\.lr = "auto"'):
+        OuterConfig(method=method, lr=0.1, normalize="row").validate()

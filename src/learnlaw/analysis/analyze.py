@@ -29,7 +29,7 @@ from learnlaw.files import write_json
 from learnlaw.laws.steplaw import closed_form_acceleration, fit_step_laws
 from learnlaw.policy.config import config_from_json
 from learnlaw.policy.engine import Policy
-from learnlaw.policy.run import RUN_FORMAT, build_task, load_policy
+from learnlaw.policy.run import POLICY_FILES, RUN_FORMAT, build_task, load_policy
 
 ANALYSIS_FORMAT = ("learnlaw.analysis", 1)
 MIN_LAW_R2 = 0.9  # below this a step-law fit does not describe its curve
@@ -55,12 +55,31 @@ def follows_law(fit) -> bool:
     return bool(fit.r2 >= MIN_LAW_R2 and fit.beta > 0 and np.isfinite(fit.B) and fit.B > 0)
 
 
-def load_run(run_dir: Path):
+POLICY_MEANING = {
+    "kept": "the kept policy: the outer epoch with the smallest loss area on the select set",
+    "objective": "the outer epoch with the smallest objective: the optimiser's closest point "
+    "to the optimum the Learning Law describes",
+}
+
+
+def output_names(policy: str) -> tuple[str, str, str]:
+    """analysis JSON, report page and figure folder of an analysis of ``policy``."""
+    suffix = "" if policy == "kept" else f"-{policy}"
+    return f"analysis{suffix}.json", f"report{suffix}.html", f"analysis{suffix}"
+
+
+def load_run(run_dir: Path, policy: str = "kept"):
     """The config, task and learned policy of a finished run folder (one-line errors otherwise)."""
     run_dir = Path(run_dir)
     if not run_dir.is_dir():
         raise UserError(f"{run_dir}: no such run folder")
-    for name in ("config.json", "policy.npz"):
+    wanted = POLICY_FILES[policy]
+    if (run_dir / POLICY_FILES["kept"]).exists() and not (run_dir / wanted).exists():
+        raise UserError(
+            f"{run_dir}: no {wanted}; this run was made before learnlaw saved the policy with "
+            "the lowest objective (analyse the kept policy with --policy kept)"
+        )
+    for name in ("config.json", wanted):
         if not (run_dir / name).exists():
             raise UserError(
                 f"{run_dir}: incomplete run ({name} is missing); finish it with "
@@ -79,11 +98,11 @@ def load_run(run_dir: Path):
         config = config_from_json(saved["config"])
     except (KeyError, TypeError) as exc:
         raise UserError(f"{run_dir}/config.json: damaged configuration ({exc})") from None
-    weights, segment, steps = load_policy(run_dir / "policy.npz")
+    weights, segment, steps = load_policy(run_dir / POLICY_FILES[policy])
     task = build_task(config)
     if steps != config.train.steps or weights.shape[1] != task.n_train:
         raise UserError(
-            f"{run_dir}/policy.npz: shape {weights.shape} does not match the run's configuration"
+            f"{run_dir}/{POLICY_FILES[policy]}: shape {weights.shape} does not match the run's configuration"
         )
     w = torch.as_tensor(weights, dtype=task.theta0.dtype, device=task.theta0.device)
     learned = Policy(w / w.sum(1, keepdim=True), segment)  # undo float32 rounding of the rows
@@ -97,10 +116,16 @@ def analyze_run(
     thresholds: Thresholds | None = None,
     snapshot_fractions: tuple[float, ...] = (0.05, 0.25, 0.5, 0.9),
     report: bool = True,
+    policy: str = "kept",
 ) -> dict[str, Any]:
-    """Compute analysis.json (and report.html) for a run folder; returns the analysis."""
+    """Compute analysis.json (and report.html) for a run folder; returns the analysis.
+
+    ``policy="objective"`` analyses the policy with the lowest objective instead of the kept
+    one, into analysis-objective.json and report-objective.html."""
     run_dir = Path(run_dir)
-    config, task, learned = load_run(run_dir)
+    if policy not in POLICY_FILES:
+        raise UserError(f"--policy {policy}: expected one of {', '.join(POLICY_FILES)}")
+    config, task, learned = load_run(run_dir, policy)
     th = thresholds or Thresholds()
     steps, eta = config.train.steps, config.train.lr
     if stride < 1 or stride > steps:
@@ -116,12 +141,21 @@ def analyze_run(
     dim = (
         getattr(getattr(task, "config", None), "dim", None) if config.task == "perceptron" else None
     )
+    epochs = _policy_epochs(run_dir)
     analysis: dict[str, Any] = {
         "format": ANALYSIS_FORMAT[0],
         "format_version": ANALYSIS_FORMAT[1],
         "task": config.task,
         "steps": steps,
         "n_train": task.n_train,
+        "policy": {
+            "which": policy,
+            "file": POLICY_FILES[policy],
+            "epoch": epochs[policy],
+            "meaning": POLICY_MEANING[policy],
+            "kept_epoch": epochs["kept"],
+            "lowest_objective_epoch": epochs["objective"],
+        },
     }
     analysis.update(learning_law_summary(tu, tl, task.n_train, dim, th))
     u_test, l_test = tu.curves["test"], tl.curves["test"]
@@ -198,7 +232,8 @@ def analyze_run(
     corrupted = getattr(task, "corrupted", None)
     analysis["corrupted_weight_ratio"] = corruption_summary(weights, corrupted)
     analysis["paper"] = PAPER.get(config.task, {})
-    write_json(run_dir / "analysis.json", analysis)
+    json_name, report_name, figures = output_names(policy)
+    write_json(run_dir / json_name, analysis)
     if report:
         from learnlaw.analysis.report import write_report
 
@@ -210,5 +245,18 @@ def analyze_run(
             weights,
             (fit_u, fit_l),
             corrupted,
+            page=report_name,
+            figures=figures,
         )
     return analysis
+
+
+def _policy_epochs(run_dir: Path) -> dict[str, int | None]:
+    """The outer epochs of the kept and the lowest-objective policy, from the run's metrics."""
+    try:
+        metrics = json.loads((run_dir / "metrics.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        metrics = {}
+    if not isinstance(metrics, dict):
+        metrics = {}
+    return {"kept": metrics.get("best_epoch"), "objective": metrics.get("lowest_objective_epoch")}

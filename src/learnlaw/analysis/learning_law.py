@@ -163,6 +163,12 @@ def learning_law_summary(
             "away_steps": int(away.sum()),
             "uniform_away_steps": _mean(uniform.sim[away]) if away.any() else None,
             "learned_away_steps": _mean(learned.sim[away]) if away.any() else None,
+            # at the optimum sum_n gamma_n CT_n = -dL_dsr/dt > 0 at every step: a negative value
+            # means the policy's step raises the desired loss (to first order)
+            "negative_weighted_ct_share": {
+                "uniform": _mean((uniform.weighted_ct < 0).astype(float)),
+                "learned": _mean((learned.weighted_ct < 0).astype(float)),
+            },
         },
         "property1": {
             "description": "share of examples with CT <= 0 whose weight < zero_weight / N, at steps with zero weights",

@@ -117,7 +117,16 @@ def headline_rows(a: dict[str, Any]) -> list[tuple[str, str, str]]:
 
 def analysis_notes(a: dict[str, Any]) -> list[str]:
     """Sentences that qualify the headline table (printed under it, not squeezed into a cell)."""
-    return [f"step law: {a['step_law']['note']}"] if a["step_law"].get("note") else []
+    notes = [f"step law: {a['step_law']['note']}"] if a["step_law"].get("note") else []
+    which = a.get("policy", {})
+    kept, lowest = which.get("kept_epoch"), which.get("lowest_objective_epoch")
+    if which.get("which") == "kept" and None not in (kept, lowest) and kept != lowest:
+        notes.append(
+            f"policy: the kept policy (outer epoch {kept}, chosen on the select set) is not the "
+            f"optimiser's best point (epoch {lowest}, lowest objective); the Learning Law "
+            "describes the optimum: check it there with --policy objective"
+        )
+    return notes
 
 
 def write_report(
@@ -128,12 +137,14 @@ def write_report(
     weights: np.ndarray,
     fits,
     groups: np.ndarray | None,
+    page: str = "report.html",
+    figures: str = "analysis",
 ) -> Path:
-    figures_dir = run_dir / "analysis"
+    figures_dir = run_dir / figures
     figures_dir.mkdir(exist_ok=True)
     th = analysis["thresholds"]
     n = analysis["n_train"]
-    figures = [
+    shown = [
         (
             plot_loss_with_laws(
                 uniform.curves, learned.curves, fits, figures_dir / "loss_laws.png"
@@ -175,7 +186,7 @@ def write_report(
         ),
     ]
     if groups is not None and groups.any() and not groups.all():
-        figures.append(
+        shown.append(
             (
                 plot_corrupted_weight(weights, groups, figures_dir / "corrupted_weight.png"),
                 "Mean weight of the learned policy on clean and on corrupted training examples, "
@@ -190,9 +201,11 @@ def write_report(
     imgs = "\n".join(
         f'<figure><img alt="{html.escape(caption)}" src="data:image/png;base64,'
         f'{base64.b64encode(path.read_bytes()).decode()}"><figcaption>{html.escape(caption)}</figcaption></figure>'
-        for path, caption in figures
+        for path, caption in shown
     )
-    page = f"""<!doctype html>
+    which = analysis.get("policy", {})
+    epoch = f" (outer epoch {which['epoch']})" if which.get("epoch") is not None else ""
+    html_page = f"""<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>learnlaw analysis: {html.escape(str(run_dir))}</title>
 <style>
 body {{ font-family: system-ui, sans-serif; max-width: 1200px; margin: 2em auto; color: #222; }}
@@ -202,6 +215,7 @@ th {{ background: #f3f3f3; }}
 figure {{ margin: 2em 0; }} img {{ max-width: 100%; }} figcaption {{ color: #555; font-size: 0.9em; }}
 </style></head><body>
 <h1>Learning-Law analysis of <code>{html.escape(str(run_dir))}</code></h1>
+<p>Learned policy: {html.escape(which.get("meaning", "the kept policy"))}{epoch}.</p>
 <p>Task <b>{html.escape(analysis["task"])}</b>, T = {analysis["steps"]} steps, N = {n} training examples.
 Every number is measured on the held-out test set unless stated; thresholds: {html.escape(str(th))}.</p>
 <table><tr><th>quantity</th><th>this run</th><th>paper</th></tr>
@@ -211,4 +225,4 @@ Every number is measured on the held-out test set unless stated; thresholds: {ht
 {imgs}
 </body></html>
 """
-    return write_text(run_dir / "report.html", page)
+    return write_text(run_dir / page, html_page)

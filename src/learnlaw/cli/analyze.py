@@ -40,17 +40,27 @@ from learnlaw.cli.common import table
     show_default=True,
     help="A step is away from uniform when max |N gamma - 1| exceeds this.",
 )
-def analyze(run_dir, stride, zero_weight, fitted_loss, small_weight, away):
+@click.option(
+    "--policy",
+    type=click.Choice(["kept", "objective"]),
+    default="kept",
+    show_default=True,
+    help="kept: the policy chosen on the select set; objective: the one with the lowest "
+    "objective (closest to the optimum the Learning Law describes; writes "
+    "analysis-objective.json and report-objective.html).",
+)
+def analyze(run_dir, stride, zero_weight, fitted_loss, small_weight, away, policy):
     """Check the Learning Law on a run; write RUN_DIR/analysis.json and RUN_DIR/report.html."""
-    from learnlaw.analysis.analyze import analyze_run
+    from learnlaw.analysis.analyze import analyze_run, output_names
     from learnlaw.analysis.learning_law import Thresholds
     from learnlaw.analysis.report import analysis_notes, headline_rows
 
     th = Thresholds(
         zero_weight=zero_weight, fitted_loss=fitted_loss, small_weight=small_weight, away=away
     )
-    analysis = analyze_run(Path(run_dir), stride=stride, thresholds=th)
+    analysis = analyze_run(Path(run_dir), stride=stride, thresholds=th, policy=policy)
     click.echo(table(headline_rows(analysis), ("quantity", "this run", "paper")))
     for note in analysis_notes(analysis):
         click.echo(note)
-    click.echo(f"wrote {Path(run_dir) / 'analysis.json'} and {Path(run_dir) / 'report.html'}")
+    json_name, report_name, _ = output_names(policy)
+    click.echo(f"wrote {Path(run_dir) / json_name} and {Path(run_dir) / report_name}")

@@ -32,8 +32,8 @@ def print_summary(metrics: dict, out: Path) -> None:
             f"{metrics['seconds_per_epoch']:.2f} s per epoch"
         )
     click.echo(
-        f"outputs in {out}/: metrics.json, curves.csv, policy.npz, loss_curves.png, "
-        "objective.png, policy_heatmap.png"
+        f"outputs in {out}/: metrics.json, curves.csv, policy.npz, policy_objective.npz, "
+        "loss_curves.png, objective.png, policy_heatmap.png"
     )
 
 

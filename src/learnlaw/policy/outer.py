@@ -10,6 +10,14 @@ hypergradient, so that the largest first-order weight change of that epoch is
 ``max_change / N``: raw hypergradient scales differ across tasks by orders of magnitude, a
 weight change relative to the uniform 1/N does not. (Re-calibrating every epoch was measured to
 stall: as the policy concentrates, a few extreme gradients shrink every later step.)
+
+``normalize="row"`` instead scales every row (step) on its own, every epoch, so that each
+row's largest weight change is ``max_change / N``. The hypergradient of a late step is orders
+of magnitude smaller than that of an early one (a late weight affects few loss terms), so
+under one step size for the whole policy the late rows barely move. Row scaling moves them
+as fast as the early rows: the policy then converges towards the optimum of the objective
+set everywhere, which is what the Learning Law describes, at the price of fitting that set's
+idiosyncrasies (see docs/perceptron-configs.md).
 """
 
 from __future__ import annotations
@@ -32,6 +40,7 @@ class OuterConfig:
     max_change: float = 0.5  # with lr="auto": largest weight change per epoch, in units of 1/N
     decay: str = "linear"  # or "none"
     segment: int = 1  # steps per policy row (1: a weight vector for every step)
+    normalize: str = "run"  # "run": one step size for the whole policy; "row": one per row
     backtrack: bool = False  # a step that raises the objective is retried at half the step
 
     def validate(self) -> None:
@@ -46,6 +55,12 @@ class OuterConfig:
             raise UserError(f"outer.max_change = {self.max_change}: must be positive")
         if self.decay not in ("linear", "none"):
             raise UserError(f"outer.decay = {self.decay!r}: expected linear or none")
+        if self.normalize not in ("run", "row"):
+            raise UserError(f"outer.normalize = {self.normalize!r}: expected run or row")
+        if self.normalize == "row" and self.lr != "auto":
+            raise UserError(
+                'outer.normalize = "row" needs outer.lr = "auto" (it sets each row\'s step)'
+            )
         if self.segment < 1:
             raise UserError(f"outer.segment = {self.segment}: must be >= 1")
 
@@ -69,6 +84,8 @@ def calibrate_base_step(weights: torch.Tensor, grads: torch.Tensor, config: Oute
     """The base step: ``config.lr``, or for "auto" the step whose largest change is max_change/N."""
     if config.lr != "auto":
         return float(config.lr)
+    if config.normalize == "row":
+        return config.max_change  # a relative change; outer_step turns it into row steps
     scale = float(_direction(weights, grads, config.method).abs().max())
     return config.max_change / (weights.shape[1] * scale) if scale > 0 else 0.0
 
@@ -76,10 +93,23 @@ def calibrate_base_step(weights: torch.Tensor, grads: torch.Tensor, config: Oute
 def outer_step(
     weights: torch.Tensor, grads: torch.Tensor, epoch: int, config: OuterConfig, base_step: float
 ) -> tuple[torch.Tensor, float]:
-    """The policy after one outer epoch, and the step size used."""
+    """The policy after one outer epoch, and the step size used (for normalize="row": the
+    largest weight change per row, in units of 1/N)."""
     step = base_step * decay_factor(config, epoch)
+    reported = step
+    if config.normalize == "row":
+        # for pgd the part of a row's gradient common to all examples is removed by the
+        # projection, so it must not set the row's step
+        direction = (
+            grads - grads.mean(dim=1, keepdim=True)
+            if config.method == "pgd"
+            else _direction(weights, grads, config.method)
+        )
+        scale = direction.abs().amax(dim=1, keepdim=True)
+        # a row whose gradient vanishes does not move
+        step = torch.where(scale > 0, step / (weights.shape[1] * scale), torch.zeros_like(scale))
     if config.method == "pgd":
-        return project_rows_to_simplex(weights - step * grads), step
+        return project_rows_to_simplex(weights - step * grads), reported
     centred = grads - (weights * grads).sum(dim=1, keepdim=True)
     logits = torch.log(weights.clamp_min(torch.finfo(weights.dtype).tiny)) - step * centred
-    return torch.softmax(logits, dim=1), step
+    return torch.softmax(logits, dim=1), reported

@@ -42,6 +42,8 @@ from learnlaw.tasks.base import FunctionalTask
 CHECKPOINT = "checkpoint.pt"
 CHECKPOINT_FORMAT = ("learnlaw.policy-checkpoint", 1)
 RUN_FORMAT = ("learnlaw.run", 1)  # config.json of a run folder
+# the kept policy (best loss area on ``select``) and the one with the lowest objective
+POLICY_FILES = {"kept": "policy.npz", "objective": "policy_objective.npz"}
 DTYPES = {"float64": torch.float64, "float32": torch.float32, "bfloat16": torch.bfloat16}
 
 
@@ -75,6 +77,9 @@ class RunState:
     base_step: float | None = None  # the outer step before decay (calibrated at epoch 0 for "auto")
     # outer.backtrack: the last accepted point (objective, weights, grads), to retry from
     accepted: dict[str, Any] | None = None
+    # the policy with the smallest objective (epoch, objective, weights): the outer optimiser's
+    # best point, the one the Learning Law is about (the kept policy is chosen on ``select``)
+    lowest_objective: dict[str, Any] | None = None
 
     def save(self, path: Path) -> None:
         blob = {"format": CHECKPOINT_FORMAT, **self.__dict__}
@@ -201,9 +206,19 @@ def optimize_policy(
                 state.uniform_curves["test"], run.curves["test"]
             ),
         }
+        # no copies: a policy is replaced by each outer step, never changed in place, so the
+        # kept, lowest-objective and accepted policies can share tensors (and the checkpoint
+        # stores a shared tensor once)
         if score < state.best_score:
             state.best_epoch, state.best_score = e, score
-            state.best_weights, state.best_curves = state.weights.clone(), run.curves
+            state.best_weights, state.best_curves = state.weights, run.curves
+        low = state.lowest_objective
+        if low is None or run.objective < low["objective"]:
+            state.lowest_objective = {
+                "epoch": e,
+                "objective": run.objective,
+                "weights": state.weights,
+            }
         if grads is not None:
             if state.base_step is None:
                 state.base_step = calibrate_base_step(state.weights, grads, config.outer)
@@ -267,10 +282,15 @@ def write_outputs(
 
     uniform, learned = state.uniform_curves, state.best_curves
     steps = config.train.steps
-    weights = state.best_weights.float().cpu().numpy()
-    atomic_write(
-        out / "policy.npz", lambda tmp: _save_npz(tmp, weights, config.outer.segment, steps)
-    )
+    for name, chosen in (
+        (POLICY_FILES["kept"], state.best_weights),
+        (POLICY_FILES["objective"], (state.lowest_objective or {}).get("weights")),
+    ):
+        if chosen is not None:
+            w = chosen.float().cpu().numpy()
+            atomic_write(
+                out / name, lambda tmp, w=w: _save_npz(tmp, w, config.outer.segment, steps)
+            )
     write_curves_csv(out / "curves.csv", uniform, learned)
     metrics = run_metrics(task, state, uniform, learned)
     write_json(out / "metrics.json", metrics)
@@ -322,6 +342,7 @@ def run_metrics(task: FunctionalTask, state: RunState, uniform, learned) -> dict
     metrics.update(
         {
             "best_epoch": state.best_epoch,
+            "lowest_objective_epoch": (state.lowest_objective or {}).get("epoch"),
             "epochs_run": len(history),
             "objective_per_epoch": [h["objective"] for h in history],
             "select_auc_per_epoch": [h["select_auc"] for h in history],
