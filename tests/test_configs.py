@@ -14,7 +14,13 @@ BUILTIN = sorted(p.stem for p in (Path(learnlaw.__file__).parent / "configs").gl
 
 
 def test_the_documented_configs_are_built_in():
-    assert {"lm-cpu", "lm-paper", "perceptron-paper", "perceptron-demo"} <= set(BUILTIN)
+    assert {
+        "lm-cpu",
+        "lm-paper",
+        "perceptron-paper",
+        "perceptron-demo",
+        "perceptron-learning-law",
+    } <= set(BUILTIN)
 
 
 @pytest.mark.parametrize("name", BUILTIN)
