@@ -35,6 +35,7 @@ def test_run_writes_every_output(tmp_path):
         "config.json",
         "checkpoint.pt",
         "policy.npz",
+        "policy_objective.npz",
         "curves.csv",
         "metrics.json",
         "loss_curves.png",
@@ -83,13 +84,12 @@ def test_resume_after_interrupt_equals_an_uninterrupted_run(tmp_path, monkeypatc
         optimize_policy(small_config(), part, quiet=True)
     monkeypatch.setattr(run_module, "hypergradient", real)
     optimize_policy(small_config(), part, resume=True, quiet=True)
-    a, b = np.load(whole / "policy.npz")["policy"], np.load(part / "policy.npz")["policy"]
-    assert np.array_equal(a, b)
+    for name in ("policy.npz", "policy_objective.npz"):
+        a, b = np.load(whole / name)["policy"], np.load(part / name)["policy"]
+        assert np.array_equal(a, b), name
     ma, mb = (json.loads((d / "metrics.json").read_text()) for d in (whole, part))
-    assert (
-        ma["objective_per_epoch"] == mb["objective_per_epoch"]
-        and ma["best_epoch"] == mb["best_epoch"]
-    )
+    for key in ("objective_per_epoch", "best_epoch", "lowest_objective_epoch"):
+        assert ma[key] == mb[key], key
 
 
 def test_evaluate_reproduces_the_metrics(tmp_path, capsys):
@@ -232,3 +232,22 @@ def test_the_lowest_objective_policy_is_saved_and_reproduces_its_objective(tmp_p
     rerun = run_policy(task, policy, config.train.lr, config.train.steps)
     # saved in float32: the objective agrees to float32 precision
     assert rerun.objective == pytest.approx(objectives[lowest], rel=1e-5)
+
+
+def test_a_checkpoint_from_the_previous_version_resumes(tmp_path):
+    """Made before outer.normalize and the lowest-objective policy existed: it resumes, and
+    the epochs run before count for the lowest objective (whose policy is then unknown)."""
+    import torch
+
+    config = small_config(**{"outer.max_change": 200.0, "outer.epochs": 6, "outer.decay": "none"})
+    optimize_policy(config, tmp_path, quiet=True, max_seconds=0.0)  # stops after epoch 0
+    ckpt = tmp_path / "checkpoint.pt"
+    blob = torch.load(ckpt, weights_only=False)
+    del blob["lowest_objective"], blob["config"]["outer"]["normalize"]
+    torch.save(blob, ckpt)
+    metrics = optimize_policy(config, tmp_path, resume=True, quiet=True)
+    objectives = metrics["objective_per_epoch"]
+    assert len(objectives) == 7
+    assert metrics["lowest_objective_epoch"] == int(np.argmin(objectives))
+    full = optimize_policy(config, tmp_path / "fresh", quiet=True)
+    assert full["objective_per_epoch"] == objectives

@@ -79,8 +79,7 @@ def test_row_normalised_step_moves_every_row_by_max_change(method):
     g = torch.as_tensor(rng.normal(size=(4, n)) * np.array([[1.0], [1e-4], [1e-8], [1e-12]]))
     g[3] = 7.0  # the same gradient for every example: nothing to move
     cfg = OuterConfig(method=method, lr="auto", max_change=0.01, normalize="row")
-    new, step = outer_step(w, g, 0, cfg, calibrate_base_step(w, g, cfg))
-    assert step == pytest.approx(0.01)
+    new, _ = outer_step(w, g, 0, cfg, calibrate_base_step(w, g, cfg))
     change = (new - w).abs().amax(1).numpy() * n
     # small steps: the realised change of each moving row is its first-order change, 0.01 / N
     assert np.allclose(change[:3], 0.01, rtol=0.05), change
@@ -90,3 +89,30 @@ def test_row_normalised_step_moves_every_row_by_max_change(method):
     assert all(float(new[r] @ g[r]) < float(w[r] @ g[r]) for r in range(3))
     with pytest.raises(UserError, match=r'needs outer\.lr = "auto"'):
         OuterConfig(method=method, lr=0.1, normalize="row").validate()
+
+
+def test_row_normalised_steps_stay_on_the_simplex_in_degenerate_rows():
+    n = 4096
+    # eg: a row collapsed onto one example (the others at the smallest positive weight) has a
+    # vanishing first-order change and so a huge row step; the update must stay finite
+    for dtype in (torch.float64, torch.float32):
+        w = torch.full((2, n), torch.finfo(dtype).tiny, dtype=dtype)
+        w[:, 0] = 1.0
+        g = torch.as_tensor(np.random.default_rng(3).normal(size=(2, n)) * 1e-3, dtype=dtype)
+        cfg = OuterConfig(method="eg", lr="auto", max_change=4.0, normalize="row")
+        new, _ = outer_step(w, g, 0, cfg, calibrate_base_step(w, g, cfg))
+        assert torch.isfinite(new).all() and torch.allclose(new.sum(1), torch.ones(2, dtype=dtype))
+    # pgd: a row whose gradient is the same for every example except for rounding noise does
+    # not move (its mean is not exactly representable, so centring leaves ~1e-17)
+    w = torch.full((1, n), 1.0 / n, dtype=torch.float64)
+    g = torch.full((1, n), 0.1, dtype=torch.float64)
+    cfg = OuterConfig(method="pgd", lr="auto", max_change=4.0, normalize="row")
+    new, _ = outer_step(w, g, 0, cfg, calibrate_base_step(w, g, cfg))
+    assert torch.allclose(new, w, rtol=0, atol=1e-15)
+    # and a nearly constant row moves by its differences, not by the rounding of its mean
+    g = g + torch.as_tensor(np.random.default_rng(4).normal(size=(1, n)) * 1e-9)
+    new, _ = outer_step(w, g, 0, cfg, calibrate_base_step(w, g, cfg))
+    centred = g - g.mean()
+    expected = project_rows_to_simplex(w - 4.0 / (n * centred.abs().max()) * centred)
+    assert torch.allclose(new, expected, rtol=0, atol=1e-12 / n)
+    assert float((new - w).abs().max()) * n > 0.5  # it did move

@@ -56,7 +56,8 @@ def follows_law(fit) -> bool:
 
 
 POLICY_MEANING = {
-    "kept": "the kept policy: the outer epoch with the smallest loss area on the select set",
+    "kept": "the kept policy: the outer epoch with the smallest loss area on the select set "
+    "(on the objective set when there is none)",
     "objective": "the outer epoch with the smallest objective: the optimiser's closest point "
     "to the optimum the Learning Law describes",
 }

@@ -122,8 +122,8 @@ def analysis_notes(a: dict[str, Any]) -> list[str]:
     kept, lowest = which.get("kept_epoch"), which.get("lowest_objective_epoch")
     if which.get("which") == "kept" and None not in (kept, lowest) and kept != lowest:
         notes.append(
-            f"policy: the kept policy (outer epoch {kept}, chosen on the select set) is not the "
-            f"optimiser's best point (epoch {lowest}, lowest objective); the Learning Law "
+            f"policy: the kept policy (outer epoch {kept}) is not the optimiser's best point "
+            f"(epoch {lowest}, lowest objective); the Learning Law "
             "describes the optimum: check it there with --policy objective"
         )
     return notes

@@ -22,6 +22,7 @@ idiosyncrasies (see docs/perceptron-configs.md).
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import torch
@@ -97,19 +98,28 @@ def outer_step(
     largest weight change per row, in units of 1/N)."""
     step = base_step * decay_factor(config, epoch)
     reported = step
+    centred = (
+        grads - grads.mean(dim=1, keepdim=True)  # the projection ignores a shift of a row
+        if config.method == "pgd"
+        else grads - (weights * grads).sum(dim=1, keepdim=True)
+    )
     if config.normalize == "row":
-        # for pgd the part of a row's gradient common to all examples is removed by the
-        # projection, so it must not set the row's step
-        direction = (
-            grads - grads.mean(dim=1, keepdim=True)
-            if config.method == "pgd"
-            else _direction(weights, grads, config.method)
-        )
+        direction = centred if config.method == "pgd" else weights * centred
         scale = direction.abs().amax(dim=1, keepdim=True)
-        # a row whose gradient vanishes does not move
-        step = torch.where(scale > 0, step / (weights.shape[1] * scale), torch.zeros_like(scale))
+        # a row whose gradient is constant (up to rounding) has nothing to move along
+        flat = scale <= 1e-12 * grads.abs().amax(dim=1, keepdim=True)
+        step = torch.where(flat, 0.0, step / (weights.shape[1] * scale.masked_fill(flat, 1.0)))
     if config.method == "pgd":
-        return project_rows_to_simplex(weights - step * grads), reported
-    centred = grads - (weights * grads).sum(dim=1, keepdim=True)
-    logits = torch.log(weights.clamp_min(torch.finfo(weights.dtype).tiny)) - step * centred
+        # with one step per row, the raw gradient's common part could swamp a row's tiny
+        # differences in rounding; with one step for the run the raw gradient is kept (the
+        # projection gives the same point up to rounding)
+        update = centred if config.normalize == "row" else grads
+        return project_rows_to_simplex(weights - step * update), reported
+    # a row collapsed onto one example has a vanishing first-order change, hence a huge row
+    # step: bound each log-weight change by the dtype's range (a weight can at most travel from
+    # the smallest positive number to 1 in one step) so the update stays finite
+    floor = torch.finfo(weights.dtype).tiny
+    limit = -math.log(floor)
+    change = torch.where(centred == 0, 0.0, step * centred).clamp(-limit, limit)
+    logits = torch.log(weights.clamp_min(floor)) - change
     return torch.softmax(logits, dim=1), reported

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import time
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
@@ -123,6 +123,20 @@ def _same_run(saved: dict[str, Any], current: dict[str, Any]) -> list[str]:
     return sorted(diffs)
 
 
+def _with_defaults(saved: dict[str, Any], config: RunConfig) -> dict[str, Any]:
+    """A saved config with the keys added to learnlaw since it was written, at their defaults
+    (so a checkpoint from an earlier version resumes when nothing the user chose differs)."""
+    defaults = {
+        "train": asdict(type(config.train)()),
+        config.task: asdict(type(config.task_options)()),
+        "outer": asdict(type(config.outer)()),
+    }
+    return {
+        key: {**defaults[key], **value} if key in defaults and isinstance(value, dict) else value
+        for key, value in saved.items()
+    }
+
+
 def optimize_policy(
     config: RunConfig,
     out: Path,
@@ -143,7 +157,7 @@ def optimize_policy(
     ckpt_path = out / CHECKPOINT
     if resume:
         state = RunState.load(ckpt_path)
-        diffs = _same_run(state.config, resolved)
+        diffs = _same_run(_with_defaults(state.config, config), resolved)
         if diffs:
             raise UserError(
                 f"{ckpt_path}: made with a different configuration ({', '.join(diffs)} differ)"
@@ -154,6 +168,15 @@ def optimize_policy(
                 "which does not match this task"
             )
         state.config = resolved
+        if state.lowest_objective is None and state.history:
+            # a checkpoint from before the lowest-objective policy was kept: its epochs count,
+            # but their policies are gone (none is saved unless a later epoch does better)
+            low = min(state.history, key=lambda h: h["objective"])
+            state.lowest_objective = {
+                "epoch": low["epoch"],
+                "objective": low["objective"],
+                "weights": None,
+            }
         state.weights = state.weights.to(task.theta0.device, task.theta0.dtype)
         say(f"resuming at outer epoch {state.epoch} of {config.outer.epochs}")
     else:
