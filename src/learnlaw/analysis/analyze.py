@@ -99,11 +99,11 @@ def load_run(run_dir: Path, policy: str = "kept"):
         config = config_from_json(saved["config"])
     except (KeyError, TypeError) as exc:
         raise UserError(f"{run_dir}/config.json: damaged configuration ({exc})") from None
-    weights, segment, steps = load_policy(run_dir / POLICY_FILES[policy])
+    weights, segment, steps = load_policy(run_dir / wanted)
     task = build_task(config)
     if steps != config.train.steps or weights.shape[1] != task.n_train:
         raise UserError(
-            f"{run_dir}/{POLICY_FILES[policy]}: shape {weights.shape} does not match the run's configuration"
+            f"{run_dir}/{wanted}: shape {weights.shape} does not match the run's configuration"
         )
     w = torch.as_tensor(weights, dtype=task.theta0.dtype, device=task.theta0.device)
     learned = Policy(w / w.sum(1, keepdim=True), segment)  # undo float32 rounding of the rows
@@ -257,7 +257,6 @@ def _policy_epochs(run_dir: Path) -> dict[str, int | None]:
     try:
         metrics = json.loads((run_dir / "metrics.json").read_text(encoding="utf-8"))
     except (OSError, ValueError):
-        metrics = {}
-    if not isinstance(metrics, dict):
-        metrics = {}
+        metrics = None
+    metrics = metrics if isinstance(metrics, dict) else {}  # missing or damaged: epochs unknown
     return {"kept": metrics.get("best_epoch"), "objective": metrics.get("lowest_objective_epoch")}

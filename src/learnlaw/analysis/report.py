@@ -118,9 +118,9 @@ def headline_rows(a: dict[str, Any]) -> list[tuple[str, str, str]]:
 def analysis_notes(a: dict[str, Any]) -> list[str]:
     """Sentences that qualify the headline table (printed under it, not squeezed into a cell)."""
     notes = [f"step law: {a['step_law']['note']}"] if a["step_law"].get("note") else []
-    which = a.get("policy", {})
-    kept, lowest = which.get("kept_epoch"), which.get("lowest_objective_epoch")
-    if which.get("which") == "kept" and None not in (kept, lowest) and kept != lowest:
+    which = a["policy"]
+    kept, lowest = which["kept_epoch"], which["lowest_objective_epoch"]
+    if which["which"] == "kept" and None not in (kept, lowest) and kept != lowest:
         notes.append(
             f"policy: the kept policy (outer epoch {kept}) is not the optimiser's best point "
             f"(epoch {lowest}, lowest objective); the Learning Law "
@@ -203,8 +203,8 @@ def write_report(
         f'{base64.b64encode(path.read_bytes()).decode()}"><figcaption>{html.escape(caption)}</figcaption></figure>'
         for path, caption in shown
     )
-    which = analysis.get("policy", {})
-    epoch = f" (outer epoch {which['epoch']})" if which.get("epoch") is not None else ""
+    which = analysis["policy"]
+    epoch = f" (outer epoch {which['epoch']})" if which["epoch"] is not None else ""
     html_page = f"""<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>learnlaw analysis: {html.escape(str(run_dir))}</title>
 <style>
@@ -215,7 +215,7 @@ th {{ background: #f3f3f3; }}
 figure {{ margin: 2em 0; }} img {{ max-width: 100%; }} figcaption {{ color: #555; font-size: 0.9em; }}
 </style></head><body>
 <h1>Learning-Law analysis of <code>{html.escape(str(run_dir))}</code></h1>
-<p>Learned policy: {html.escape(which.get("meaning", "the kept policy"))}{epoch}.</p>
+<p>Learned policy: {html.escape(which["meaning"])}{epoch}.</p>
 <p>Task <b>{html.escape(analysis["task"])}</b>, T = {analysis["steps"]} steps, N = {n} training examples.
 Every number is measured on the held-out test set unless stated; thresholds: {html.escape(str(th))}.</p>
 <table><tr><th>quantity</th><th>this run</th><th>paper</th></tr>
