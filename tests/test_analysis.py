@@ -10,15 +10,10 @@ import torch
 
 from conftest import run_cli
 from learnlaw.analysis.learning_law import Thresholds, sim_statistic, trace_policy
-from learnlaw.analysis.metrics import (
-    acceleration_ratio,
-    auc_ratio,
-    compression_ratio,
-    largest_rise,
-)
-from learnlaw.policy.config import load_config
+from learnlaw.analysis.steplaw import largest_rise
+from learnlaw.policy import load_config, optimize
 from learnlaw.policy.engine import Policy
-from learnlaw.policy.run import optimize_policy
+from learnlaw.policy.speedup import acceleration_ratio, auc_ratio, compression_ratio
 from learnlaw.tasks.perceptron import PerceptronConfig, PerceptronTask
 
 
@@ -124,7 +119,7 @@ def finished_run(tmp_path_factory):
             "outer.max_change": 2.0,
         },
     )
-    optimize_policy(cfg, out, quiet=True)
+    optimize(config=cfg, out=out, quiet=True)
     return out
 
 
@@ -205,7 +200,7 @@ def test_bad_run_folders(tmp_path, finished_run, capsys):
     partial = tmp_path / "partial"
     partial.mkdir()
     shutil.copy(finished_run / "config.json", partial / "config.json")
-    one_line(["analyze", partial], "incomplete run (policy.npz is missing)")
+    one_line(["analyze", partial], "no policy.npz (deleted, and there is no checkpoint")
     other = tmp_path / "other"
     shutil.copytree(finished_run, other, ignore=shutil.ignore_patterns("analysis*", "report.html"))
     cfg = json.loads((other / "config.json").read_text())
@@ -244,7 +239,19 @@ def test_analyze_the_lowest_objective_policy(finished_run, capsys):
     missing = finished_run.parent / "no-objective-policy"
     shutil.copytree(finished_run, missing, ignore=shutil.ignore_patterns("policy_objective.npz"))
     code, _, err = run_cli(["analyze", missing, "--policy", "objective"], capsys)
-    assert code == 2 and "no policy_objective.npz; this run was made before" in err
+    assert (
+        code == 2
+        and "no policy_objective.npz (the run is unfinished or the file was deleted" in err
+    )
+    (missing / "checkpoint.npz").unlink()
+    code, _, err = run_cli(["analyze", missing, "--policy", "objective"], capsys)
+    assert code == 2 and "analyse the kept policy with --policy kept" in err
+    # the checkpoint rewrites a deleted output: resume with the folder's own configuration
+    shutil.rmtree(missing)
+    shutil.copytree(finished_run, missing, ignore=shutil.ignore_patterns("policy_objective.npz"))
+    code, _, err = run_cli(["policy", "optimize", "--resume", "--quiet", "--out", missing], capsys)
+    assert code == 0, err
+    assert (missing / "policy_objective.npz").exists()
 
 
 def test_note_points_to_the_optimum_when_the_kept_policy_is_not_it():

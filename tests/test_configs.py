@@ -8,7 +8,7 @@ import pytest
 
 import learnlaw
 from learnlaw.policy.config import load_config
-from learnlaw.policy.run import build_task
+from learnlaw.tasks import build_task
 
 BUILTIN = sorted(p.stem for p in (Path(learnlaw.__file__).parent / "configs").glob("*.toml"))
 
@@ -26,7 +26,7 @@ def test_the_documented_configs_are_built_in():
 @pytest.mark.parametrize("name", BUILTIN)
 def test_builtin_config_builds_its_task(name):
     config = load_config(name)
-    task = build_task(config)
+    task = build_task(config.task, config.task_options, config.seed)
     options = config.task_options
     if config.task == "lm":
         # the built-in corpus holds enough sequences for the configured split, at the

@@ -2,8 +2,9 @@
 
 import json
 
-import learnlaw.policy.config as config_module
+import learnlaw.demo as demo_module
 from conftest import run_cli
+from learnlaw.policy import load_config
 
 TINY = {
     "perceptron.dim": 8,
@@ -20,9 +21,8 @@ TINY = {
 
 
 def test_demo_runs_both_halves(tmp_path, capsys, monkeypatch):
-    real = config_module.load_config
     monkeypatch.setattr(
-        config_module, "load_config", lambda name, task=None, overrides=None: real(name, task, TINY)
+        demo_module, "demo_config", lambda: load_config("perceptron-demo", None, TINY)
     )
     code, out, err = run_cli(["demo", "--out", tmp_path / "demo", "--quiet"], capsys)
     assert code == 0, err
@@ -37,4 +37,5 @@ def test_demo_runs_both_halves(tmp_path, capsys, monkeypatch):
     ):
         assert (tmp_path / "demo" / path).exists(), path
     fit = json.loads((tmp_path / "demo" / "laws" / "fit.json").read_text())
-    assert fit["law"] == "momentum" and fit["hyperparameters"]["lam"] == 0.99
+    assert fit["law"] == "momentum" and fit["hyperparameters"]["lam"] == "auto"
+    assert fit["learned"]["lam"] == 0.99

@@ -4,12 +4,12 @@ import numpy as np
 import pytest
 
 from conftest import noisy_law_curves
+from learnlaw.analysis.steplaw import closed_form_acceleration, fit_step_law, fit_step_laws
 from learnlaw.curves import LossCurve
 from learnlaw.errors import UserError
-from learnlaw.laws import MomentumLaw, load_fit, save_fit
-from learnlaw.laws.base import Run, forward_area, law_points
+from learnlaw.laws import MomentumLaw, load_law
+from learnlaw.laws.base import LawInput, forward_area, law_points
 from learnlaw.laws.momentum import annealing_area
-from learnlaw.laws.steplaw import closed_form_acceleration, fit_step_law, fit_step_laws
 from learnlaw.schedules import parse_schedule
 
 
@@ -31,7 +31,7 @@ def test_rewarmup_makes_s2_negative():
 
 
 def test_warmup_counts_at_peak():
-    run = Run(np.array([0.0, 0.5, 1.0, 1.0, 0.5]), warmup=2)
+    run = LawInput(np.array([0.0, 0.5, 1.0, 1.0, 0.5]), warmup=2)
     assert run.lrs_warmup_at_peak().tolist() == [1, 1, 1, 1, 0.5]
     law = MomentumLaw(lam=0.5)
     feats = law.features(run, np.array([4]), 0.5)
@@ -84,7 +84,7 @@ def test_size_extension_recovers_known_parameters():
             sched = parse_schedule(spec)
             steps = np.arange(600, 20000, 150)
             law = MomentumLaw(lam=0.999)
-            f = law.features(Run(sched.values(20001), 500, size), steps, 0.999)
+            f = law.features(LawInput(sched.values(20001), 500, size), steps, 0.999)
             clean = l0 + a * f[:, 0] ** -alpha + b * n**-beta - c * f[:, 1] * n**gamma
             curves.append(
                 LossCurve(
@@ -110,8 +110,8 @@ def test_fit_json_round_trip(tmp_path):
         (2.6, 0.43, 0.55, 0.41), 0.999, SCHEDULES, np.arange(600, 20000, 200), noise=0
     )
     law = MomentumLaw().fit(curves)
-    save_fit(law, tmp_path / "fit.json")
-    back = load_fit(tmp_path / "fit.json")
+    law.save(tmp_path / "fit.json")
+    back = load_law(tmp_path / "fit.json")
     assert np.array_equal(back.predict(curves[1]), law.predict(curves[1]))
 
 

@@ -94,6 +94,8 @@ def test_tiny_lm_run_end_to_end(tmp_path, capsys):
             "outer.epochs=2",
             "--set",
             'outer.method="eg"',
+            "--set",
+            "outer.segment=4",
             "--quiet",
             "--out",
             out,
@@ -108,15 +110,16 @@ def test_tiny_lm_run_end_to_end(tmp_path, capsys):
     assert (out / "report.html").exists()
     analysis = json.loads((out / "analysis.json").read_text())
     # the policy's weight on corrupted vs clean sequences, recomputed from policy.npz by hand
-    weights = np.load(out / "policy.npz")["policy"].astype(float)
-    weights /= weights.sum(1, keepdims=True)
+    rows = np.load(out / "policy.npz")["policy"].astype(float)
+    rows /= rows.sum(1, keepdims=True)
+    weights = np.repeat(rows, 4, axis=0)[:6]  # one row per 4 steps: the weights at every step
     corrupted = LMTask(
         LMConfig(**small), json.loads((out / "config.json").read_text())["config"]["seed"]
     ).corrupted
     by_hand = weights[:, corrupted].mean(1) / weights[:, ~corrupted].mean(1)
     ratio = analysis["corrupted_weight_ratio"]
     assert ratio["mean"] == pytest.approx(by_hand.mean(), rel=1e-6)
-    assert ratio["last_row"] == pytest.approx(by_hand[-1], rel=1e-6)
+    assert ratio["last_step"] == pytest.approx(by_hand[-1], rel=1e-6)
     assert (out / "analysis" / "corrupted_weight.png").exists()
 
 

@@ -11,9 +11,9 @@ from conftest import noisy_law_curves, run_cli
 from learnlaw.curves import write_curve_csv
 from learnlaw.errors import UserError
 from learnlaw.laws import MomentumLaw, MultiPowerLaw
-from learnlaw.laws.base import Run
+from learnlaw.laws.base import LawInput
 from learnlaw.laws.multipower import PARAMS, drop_terms, law_value
-from learnlaw.planning import optimize_schedule, sweep_wsd_fraction
+from learnlaw.planning import optimize_schedule, sweep_wsd
 from learnlaw.schedules import parse_schedule
 
 TRUE = dict(zip(PARAMS, (2.5, 0.6, 0.45, 500.0, 2.0, 0.55, 0.6)))
@@ -43,7 +43,7 @@ def direct_double_sum(p, lrs, warmup, step):
 def test_formula_equals_the_direct_double_sum(spec):
     sched = parse_schedule(spec)
     lrs = sched.values(151)
-    run = Run(lrs, sched.warmup)
+    run = LawInput(lrs, sched.warmup)
     steps = np.array([sched.warmup + 1, 50, 100, 150])
     p = torch.tensor([TRUE[k] for k in PARAMS], dtype=torch.float64)
     got = law_value(p, drop_terms(run, steps)).numpy()
@@ -64,7 +64,7 @@ def test_differentiable_final_loss_equals_the_direct_double_sum():
 
 def test_blocked_drop_sum_is_close_to_exact():
     sched = parse_schedule("cosine:peak=3e-4,final=3e-5,warmup=500,total=24000")
-    run = Run(sched.values(24001), 500)
+    run = LawInput(sched.values(24001), 500)
     steps = np.arange(600, 24001, 300)
     p = torch.tensor([TRUE[k] for k in PARAMS], dtype=torch.float64)
     exact = law_value(p, drop_terms(run, steps)).numpy()
@@ -113,8 +113,8 @@ def test_schedule_optimizer_stays_in_range_and_beats_the_sweep():
     result = optimize_schedule(law, 4000, 3e-4, warmup=200, iterations=600)
     assert np.all(result.lrs >= 0) and np.all(result.lrs <= 3e-4 + 1e-18)
     assert np.all(np.diff(result.lrs[200:]) <= 1e-18)  # non-increasing after warmup
-    sweep = sweep_wsd_fraction(law, 4000, 3e-4, final=0.0, warmup=200)
-    assert result.final_loss <= min(loss for _, loss in sweep) + 1e-9
+    sweep = sweep_wsd(law, 4000, 3e-4, final=0.0, warmup=200)
+    assert result.final_loss <= sweep.best.final_loss + 1e-9
     # the written schedule holds every LR the loss at step 4000 depends on: the differentiable
     # double sum the optimiser minimised, evaluated on the written LRs, gives the reported loss
     assert len(result.lrs) == 4001
@@ -143,9 +143,7 @@ def test_bootstrap_band_covers_the_truth_at_about_its_nominal_rate():
         rng = np.random.default_rng(seed)
         curves = noisy_law_curves(truth, specs, np.arange(600, 12000, 500), 2e-3, rng)
         # a warm start from the truth skips the global search (not what this test is about)
-        fit = (
-            MomentumLaw(lam=0.999).fit(curves, start=truth.params_).bootstrap(curves, 30, seed=seed)
-        )
+        fit = MomentumLaw(lam=0.999, bootstrap=30, seed=seed).fit(curves, start=truth.params_)
         lo, hi = fit.predict_bands(target, np.array([16000]), level=0.9)
         covered += int(lo[0] <= true_final <= hi[0])
         widths.append(hi[0] - lo[0])

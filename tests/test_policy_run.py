@@ -8,9 +8,9 @@ import pytest
 import learnlaw.policy.run as run_module
 from conftest import run_cli
 from learnlaw.errors import UserError
-from learnlaw.policy.config import load_config
+from learnlaw.files import load_state
+from learnlaw.policy import load_config, optimize
 from learnlaw.policy.engine import DivergenceError
-from learnlaw.policy.run import optimize_policy
 
 SMALL = {
     "perceptron.dim": 8,
@@ -29,11 +29,20 @@ def small_config(**extra):
     return load_config(None, "perceptron", {**SMALL, **extra})
 
 
+def optimize_policy(config, out, **kwargs) -> dict:
+    """A quiet run into ``out``; its metrics."""
+    return optimize(config=config, out=out, quiet=True, **kwargs).metrics
+
+
+def checkpoint_state(run_dir) -> dict:
+    return load_state(run_dir / "checkpoint.npz")["state"]
+
+
 def test_run_writes_every_output(tmp_path):
-    metrics = optimize_policy(small_config(), tmp_path, quiet=True)
+    metrics = optimize_policy(small_config(), tmp_path)
     for name in (
         "config.json",
-        "checkpoint.pt",
+        "checkpoint.npz",
         "policy.npz",
         "policy_objective.npz",
         "curves.csv",
@@ -49,7 +58,7 @@ def test_run_writes_every_output(tmp_path):
         "auc_ratio",
         "compression_ratio",
         "objective_per_epoch",
-        "best_epoch",
+        "kept_epoch",
         "seconds_per_epoch",
     ):
         assert key in saved
@@ -68,7 +77,7 @@ def test_run_writes_every_output(tmp_path):
 
 def test_resume_after_interrupt_equals_an_uninterrupted_run(tmp_path, monkeypatch):
     whole = tmp_path / "whole"
-    optimize_policy(small_config(), whole, quiet=True)
+    optimize_policy(small_config(), whole)
     part = tmp_path / "part"
     real = run_module.hypergradient
     calls = {"n": 0}
@@ -81,25 +90,25 @@ def test_resume_after_interrupt_equals_an_uninterrupted_run(tmp_path, monkeypatc
 
     monkeypatch.setattr(run_module, "hypergradient", interrupt_on_third)
     with pytest.raises(KeyboardInterrupt):
-        optimize_policy(small_config(), part, quiet=True)
+        optimize_policy(small_config(), part)
     monkeypatch.setattr(run_module, "hypergradient", real)
-    optimize_policy(small_config(), part, resume=True, quiet=True)
+    optimize_policy(small_config(), part, resume=True)
     for name in ("policy.npz", "policy_objective.npz"):
         a, b = np.load(whole / name)["policy"], np.load(part / name)["policy"]
         assert np.array_equal(a, b), name
     ma, mb = (json.loads((d / "metrics.json").read_text()) for d in (whole, part))
-    for key in ("objective_per_epoch", "best_epoch", "lowest_objective_epoch"):
+    for key in ("objective_per_epoch", "kept_epoch", "lowest_objective_epoch"):
         assert ma[key] == mb[key], key
 
 
 def test_evaluate_reproduces_the_metrics(tmp_path, capsys):
-    optimize_policy(small_config(), tmp_path, quiet=True)
+    optimize_policy(small_config(), tmp_path)
     saved = json.loads((tmp_path / "metrics.json").read_text())
     code, out, err = run_cli(["policy", "evaluate", tmp_path], capsys)
     assert code == 0, err
-    from learnlaw.policy.run import evaluate_run
+    from learnlaw.policy import evaluate
 
-    again = evaluate_run(tmp_path)
+    again = evaluate(tmp_path)
     assert again["acceleration_ratio"] == pytest.approx(saved["acceleration_ratio"], rel=1e-6)
     assert again["auc_ratio"] == pytest.approx(saved["auc_ratio"], rel=1e-6)
     assert f"{saved['auc_ratio']:.4f}" in out
@@ -119,9 +128,9 @@ def test_divergence_names_the_epoch_and_keeps_the_last_good_policy(tmp_path, mon
     with pytest.raises(
         DivergenceError, match=r"outer epoch 2: .* at step 17; the last good policy is kept"
     ):
-        optimize_policy(small_config(), tmp_path, quiet=True)
-    state = run_module.RunState.load(tmp_path / "checkpoint.pt")
-    assert state.epoch == 2 and len(state.history) == 2
+        optimize_policy(small_config(), tmp_path)
+    state = checkpoint_state(tmp_path)
+    assert state["epoch"] == 2 and len(state["history"]) == 2
 
 
 def _one_line(code, err, fragment):
@@ -173,7 +182,7 @@ def test_bad_input_gives_one_line_and_exit_2(tmp_path, capsys):
     assert run_cli(["policy", "optimize", *args, "--quiet", "--out", run_dir], capsys)[0] == 0
     _one_line(
         *run_cli(["policy", "optimize", *args, "--out", run_dir], capsys)[::2],
-        "already holds a run",
+        "already holds a learnlaw run",
     )
     _one_line(
         *run_cli(
@@ -182,10 +191,10 @@ def test_bad_input_gives_one_line_and_exit_2(tmp_path, capsys):
         )[::2],
         "different configuration (train.lr differ)",
     )
-    (run_dir / "checkpoint.pt").write_bytes(b"not a checkpoint")
+    (run_dir / "checkpoint.npz").write_bytes(b"not a checkpoint")
     _one_line(
         *run_cli(["policy", "optimize", *args, "--resume", "--out", run_dir], capsys)[::2],
-        "not a readable checkpoint",
+        "not a readable learnlaw state file",
     )
     _one_line(
         *run_cli(["policy", "evaluate", tmp_path / "nowhere"], capsys)[::2], "no such run folder"
@@ -200,12 +209,11 @@ def test_config_values_are_type_checked():
 def test_backtracking_rejects_steps_that_raise_the_objective(tmp_path):
     # a step far too large for this problem: without backtracking the objective goes up
     big = {"outer.max_change": 200.0, "outer.epochs": 8, "outer.decay": "none"}
-    plain = optimize_policy(small_config(**big), tmp_path / "plain", quiet=True)
+    plain = optimize_policy(small_config(**big), tmp_path / "plain")
     assert max(np.diff(plain["objective_per_epoch"])) > 0
     config = small_config(**big, **{"outer.backtrack": True})
-    optimize_policy(config, tmp_path / "bt", quiet=True)
-    state = run_module.RunState.load(tmp_path / "bt" / "checkpoint.pt")
-    history = state.history
+    optimize_policy(config, tmp_path / "bt")
+    history = checkpoint_state(tmp_path / "bt")["history"]
     rejected = [h["epoch"] for h in history if h.get("rejected")]
     assert rejected  # the setting must exercise the rejection
     # the policies taken as the next starting point never have a higher objective
@@ -219,35 +227,45 @@ def test_backtracking_rejects_steps_that_raise_the_objective(tmp_path):
 
 
 def test_the_lowest_objective_policy_is_saved_and_reproduces_its_objective(tmp_path):
-    from learnlaw.analysis.analyze import load_run
     from learnlaw.policy.engine import run_policy
+    from learnlaw.policy.runfolder import read_run
 
     # a step too large for the problem, so the last epoch is not the lowest
     config = small_config(**{"outer.max_change": 200.0, "outer.epochs": 8, "outer.decay": "none"})
-    metrics = optimize_policy(config, tmp_path, quiet=True)
+    metrics = optimize_policy(config, tmp_path)
     objectives = metrics["objective_per_epoch"]
     lowest = int(np.argmin(objectives))
     assert metrics["lowest_objective_epoch"] == lowest and lowest != len(objectives) - 1
-    _, task, policy = load_run(tmp_path, "objective")
-    rerun = run_policy(task, policy, config.train.lr, config.train.steps)
+    record = read_run(tmp_path, "objective")
+    rerun = run_policy(record.task, record.policy.policy, config.train.lr, config.train.steps)
     # saved in float32: the objective agrees to float32 precision
     assert rerun.objective == pytest.approx(objectives[lowest], rel=1e-5)
 
 
-def test_a_checkpoint_from_the_previous_version_resumes(tmp_path):
-    """Made before outer.normalize and the lowest-objective policy existed: it resumes, and
-    the epochs run before count for the lowest objective (whose policy is then unknown)."""
-    import torch
+def test_a_crafted_checkpoint_runs_no_code(tmp_path, capsys):
+    """Checkpoints hold arrays and JSON only; a pickle (the old checkpoint.pt, or a pickle
+    renamed to checkpoint.npz) is refused without being unpickled."""
+    import pickle
 
-    config = small_config(**{"outer.max_change": 200.0, "outer.epochs": 6, "outer.decay": "none"})
-    optimize_policy(config, tmp_path, quiet=True, max_seconds=0.0)  # stops after epoch 0
-    ckpt = tmp_path / "checkpoint.pt"
-    blob = torch.load(ckpt, weights_only=False)
-    del blob["lowest_objective"], blob["config"]["outer"]["normalize"]
-    torch.save(blob, ckpt)
-    metrics = optimize_policy(config, tmp_path, resume=True, quiet=True)
-    objectives = metrics["objective_per_epoch"]
-    assert len(objectives) == 7
-    assert metrics["lowest_objective_epoch"] == int(np.argmin(objectives))
-    full = optimize_policy(config, tmp_path / "fresh", quiet=True)
-    assert full["objective_per_epoch"] == objectives
+    marker = tmp_path / "pwned"
+
+    class Exploit:
+        def __reduce__(self):
+            return (open, (str(marker), "w"))
+
+    args = [f"--set={k}={json.dumps(v) if isinstance(v, str) else v}" for k, v in SMALL.items()]
+    run_dir = tmp_path / "run"
+    assert run_cli(["policy", "optimize", *args, "--quiet", "--out", run_dir], capsys)[0] == 0
+    payload = pickle.dumps({"weights": Exploit()})
+    (run_dir / "checkpoint.npz").write_bytes(payload)
+    code, _, err = run_cli(["policy", "optimize", "--resume", "--out", run_dir], capsys)
+    _one_line(code, err, "not a readable learnlaw state file")
+    (run_dir / "checkpoint.npz").unlink()
+    (run_dir / "checkpoint.pt").write_bytes(payload)
+    code, _, err = run_cli(["policy", "optimize", "--resume", "--out", run_dir], capsys)
+    _one_line(code, err, "does not open: a pickle can run code")
+    # an .npz whose array is a pickled object is refused too (allow_pickle=False)
+    np.savez(run_dir / "checkpoint.npz", __meta__=np.array([Exploit()], dtype=object))
+    code, _, err = run_cli(["policy", "optimize", "--resume", "--out", run_dir], capsys)
+    _one_line(code, err, "not a readable learnlaw state file")
+    assert not marker.exists()

@@ -1,15 +1,49 @@
-"""learnlaw: optimal data policies and loss-curve laws for language-model training."""
+"""learnlaw: optimal data policies and loss-curve laws for language-model training.
 
-import os
+    from learnlaw import MomentumLaw, Schedule, read_curve, sweep_wsd     # loss-curve laws
+    import learnlaw.policy, learnlaw.analysis, learnlaw.tasks              # optimal learning
 
-# Torch's default OpenMP busy-waiting slows a shared 2-core machine 15-35x; passive waiting does
-# not. This only takes effect if learnlaw is imported before torch (as the CLI does).
-os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+Names are imported on first use, so ``import learnlaw`` is quick and loads no torch. Importing
+learnlaw changes no environment variable and no matplotlib setting.
+"""
 
-__version__ = "0.1.0"
+from __future__ import annotations
 
-from learnlaw.curves import LossCurve, read_curve
-from learnlaw.errors import UserError
-from learnlaw.schedules import Schedule, parse_schedule
+import importlib
 
-__all__ = ["LossCurve", "Schedule", "UserError", "__version__", "parse_schedule", "read_curve"]
+from learnlaw._version import __version__
+
+# public name -> the module that defines it
+_EXPORTS = {
+    "LossCurve": "learnlaw.curves",
+    "read_curve": "learnlaw.curves",
+    "UserError": "learnlaw.errors",
+    "Law": "learnlaw.laws",
+    "MomentumLaw": "learnlaw.laws",
+    "MultiPowerLaw": "learnlaw.laws",
+    "load_law": "learnlaw.laws",
+    "Schedule": "learnlaw.schedules",
+    "OptimizedSchedule": "learnlaw.planning",
+    "ScheduleComparison": "learnlaw.planning",
+    "SchedulePrediction": "learnlaw.planning",
+    "WsdSweep": "learnlaw.planning",
+    "compare_schedules": "learnlaw.planning",
+    "optimize_schedule": "learnlaw.planning",
+    "predict_schedule": "learnlaw.planning",
+    "sweep_wsd": "learnlaw.planning",
+}
+_SUBPACKAGES = ("analysis", "laws", "planning", "policy", "tasks")
+
+__all__ = ["__version__", *sorted(_EXPORTS)]
+
+
+def __getattr__(name: str):
+    if name in _EXPORTS:
+        return getattr(importlib.import_module(_EXPORTS[name]), name)
+    if name in _SUBPACKAGES:
+        return importlib.import_module(f"learnlaw.{name}")
+    raise AttributeError(f"module 'learnlaw' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted([*globals(), *_EXPORTS, *_SUBPACKAGES])

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import os
 import platform
 import sys
@@ -96,19 +97,6 @@ def _finite(obj: Any) -> Any:
     return obj
 
 
-def save_figure(fig, path: str | Path) -> Path:
-    """Save a matplotlib figure atomically as PNG and close it."""
-    import matplotlib.pyplot as plt
-
-    def write(tmp: Path) -> None:
-        fig.savefig(tmp, format="png", dpi=110, bbox_inches="tight")
-
-    try:
-        return atomic_write(path, write)
-    finally:
-        plt.close(fig)
-
-
 def _json_default(obj: Any) -> Any:
     import numpy as np
 
@@ -125,7 +113,7 @@ def versions() -> dict[str, str]:
     import scipy
     import torch
 
-    from learnlaw import __version__
+    from learnlaw._version import __version__
 
     return {
         "learnlaw": __version__,
@@ -135,3 +123,107 @@ def versions() -> dict[str, str]:
         "torch": torch.__version__,
         "platform": platform.platform(),
     }
+
+
+# ---- state files: nested numbers, strings, lists, dicts and arrays, without pickles ----------
+STATE_META = "__meta__"
+
+
+def save_state(path: str | Path, state: Any) -> Path:
+    """Write ``state`` (dicts, lists, numbers, strings, None, numpy arrays and torch tensors)
+    atomically as one ``.npz`` file: the arrays as arrays, the structure as JSON. Nothing in it
+    is a pickle, so loading a file someone else made runs no code. A tensor or array that
+    appears several times is stored once."""
+    import numpy as np
+
+    arrays: dict[str, Any] = {}
+    seen: dict[int, int] = {}
+
+    def pack(obj: Any) -> Any:
+        if isinstance(obj, dict):
+            return {"__dict__": [[str(k), pack(v)] for k, v in obj.items()]}
+        if isinstance(obj, (list, tuple)):
+            return [pack(v) for v in obj]
+        if hasattr(obj, "detach") and hasattr(obj, "dtype"):  # a torch tensor
+            key = seen.get(id(obj))
+            if key is None:
+                key = seen[id(obj)] = len(arrays)
+                arrays[f"a{key}"] = obj.detach().cpu().double().numpy()
+            return {"__tensor__": key, "dtype": str(obj.dtype).removeprefix("torch.")}
+        if isinstance(obj, np.ndarray):
+            key = seen.get(id(obj))
+            if key is None:
+                key = seen[id(obj)] = len(arrays)
+                arrays[f"a{key}"] = obj
+            return {"__array__": key}
+        if isinstance(obj, (float, np.floating)) and not math.isfinite(obj):
+            return {"__float__": repr(float(obj))}
+        if isinstance(obj, np.generic):
+            return obj.item()
+        return obj
+
+    meta = json.dumps(pack(state))
+
+    def write(tmp: Path) -> None:
+        with open(tmp, "wb") as f:
+            np.savez(f, **arrays, **{STATE_META: np.array(meta)})
+
+    return atomic_write(path, write)
+
+
+def load_state(path: str | Path) -> Any:
+    """Read a file written by ``save_state`` (tensors come back as torch tensors of their
+    dtype). Raises ``UserError`` naming the file when it is damaged or not such a file."""
+    import numpy as np
+    import torch
+
+    try:
+        with np.load(path, allow_pickle=False) as data:
+            meta = json.loads(str(data[STATE_META]))
+            arrays = {k: data[k] for k in data.files if k != STATE_META}
+    except FileNotFoundError:
+        raise
+    except Exception as exc:  # truncated zip, foreign file, pickled arrays refused, bad JSON
+        raise UserError(
+            f"{path}: not a readable learnlaw state file ({type(exc).__name__})"
+        ) from None
+
+    tensors: dict[int, Any] = {}  # a tensor stored once comes back as one shared tensor
+
+    def unpack(obj: Any) -> Any:
+        if isinstance(obj, list):
+            return [unpack(v) for v in obj]
+        if isinstance(obj, dict):
+            if "__dict__" in obj:
+                return {k: unpack(v) for k, v in obj["__dict__"]}
+            if "__tensor__" in obj:
+                key = obj["__tensor__"]
+                if key not in tensors:
+                    dtype = getattr(torch, obj["dtype"])
+                    if not isinstance(dtype, torch.dtype):
+                        raise ValueError(f"unknown tensor dtype {obj['dtype']!r}")
+                    tensors[key] = torch.from_numpy(arrays[f"a{key}"]).to(dtype)
+                return tensors[key]
+            if "__array__" in obj:
+                return arrays[f"a{obj['__array__']}"]
+            if "__float__" in obj:
+                return float(obj["__float__"])
+        return obj
+
+    try:
+        return unpack(meta)
+    except (KeyError, TypeError, ValueError, AttributeError) as exc:
+        raise UserError(f"{path}: damaged learnlaw state file ({exc})") from None
+
+
+def check_writable(folder: str | Path) -> None:
+    """Refuse early (one line) when files cannot be created in ``folder``, before any work."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        return  # the command reports a missing folder itself
+    try:
+        fd, tmp = tempfile.mkstemp(dir=folder, prefix=".learnlaw-write-check.", suffix=".tmp")
+    except OSError as exc:
+        raise _cannot_write(folder, exc) from None
+    os.close(fd)
+    os.unlink(tmp)

@@ -1,4 +1,5 @@
-"""Choosing a schedule through a fitted law: compare candidates, sweep the WSD decay fraction."""
+"""Choosing a schedule through a fitted law: predict one, compare several, sweep the WSD decay
+fraction, or optimise the schedule itself (SPEC B2). Results are small dataclasses."""
 
 from __future__ import annotations
 
@@ -7,13 +8,13 @@ from dataclasses import dataclass
 import numpy as np
 
 from learnlaw.errors import UserError
-from learnlaw.laws.base import Law
-from learnlaw.schedules import Schedule, parse_schedule, wsd_decay_start
+from learnlaw.laws.base import Law, first_law_step
+from learnlaw.schedules import Schedule, wsd_decay_start
 
 
 @dataclass
 class SchedulePrediction:
-    """A schedule's predicted loss at every step 1..total."""
+    """A schedule's predicted loss at every step from the end of its warmup to ``total``."""
 
     label: str
     schedule: Schedule
@@ -26,7 +27,12 @@ class SchedulePrediction:
 
     @property
     def lrs(self) -> np.ndarray:
+        """The LR at steps 0..total."""
         return self.schedule.values(int(self.steps[-1]) + 1)
+
+
+def schedule_label(schedule: Schedule) -> str:
+    return schedule.spec() if schedule.kind != "points" else "schedule"
 
 
 def resolve_total(schedule: Schedule, total: int | None, label: str) -> int:
@@ -54,9 +60,9 @@ def predict_schedule(
     Steps inside the warmup are left out: the laws count warmup at the peak LR, so their
     values there describe no real run.
     """
-    label = label or (schedule.spec() if schedule.kind != "points" else "schedule")
+    label = label or schedule_label(schedule)
     total = resolve_total(schedule, total, label)
-    first = max(schedule.warmup, 1)
+    first = first_law_step(schedule.warmup)
     if first >= total:
         raise UserError(f"{label}: nothing to predict after a warmup of {first} steps")
     steps = np.unique(np.append(np.arange(first, total + 1, every), total)).astype(np.int64)
@@ -64,36 +70,63 @@ def predict_schedule(
     return SchedulePrediction(label, schedule, steps, losses)
 
 
+@dataclass
+class ScheduleComparison:
+    """Several schedules' predicted curves, in the order given; ``ranked`` is best first."""
+
+    predictions: list[SchedulePrediction]
+
+    @property
+    def ranked(self) -> list[SchedulePrediction]:
+        return sorted(self.predictions, key=lambda p: p.final_loss)
+
+    @property
+    def best(self) -> SchedulePrediction:
+        return self.ranked[0]
+
+
 def compare_schedules(
     law: Law,
-    specs: list[str],
+    schedules: list[Schedule],
     total: int | None = None,
     *,
+    labels: list[str] | None = None,
     model_size: float | None = None,
-) -> list[SchedulePrediction]:
+) -> ScheduleComparison:
     """Predicted curves of several schedules (each to its own total unless ``total`` is given)."""
-    if not specs:
-        raise UserError("give at least one schedule spec to compare")
-    return [
-        predict_schedule(law, parse_schedule(s), total, model_size=model_size, label=s)
-        for s in specs
-    ]
-
-
-def wsd_spec(
-    total: int, peak: float, final: float, warmup: int, fraction: float, shape: str
-) -> str:
-    return (
-        f"wsd:peak={peak:g},final={final:g},warmup={warmup},total={total},"
-        f"decay_frac={fraction:g},shape={shape}"
+    if not schedules:
+        raise UserError("give at least one schedule to compare")
+    labels = labels or [schedule_label(s) for s in schedules]
+    return ScheduleComparison(
+        [
+            predict_schedule(law, s, total, model_size=model_size, label=label)
+            for s, label in zip(schedules, labels)
+        ]
     )
 
 
-def cosine_spec(total: int, peak: float, final: float, warmup: int) -> str:
-    return f"cosine:peak={float(peak)!r},final={float(final)!r},warmup={warmup},total={total}"
+@dataclass
+class WsdChoice:
+    fraction: float
+    final_loss: float
+    schedule: Schedule
 
 
-def sweep_wsd_fraction(
+@dataclass
+class WsdSweep:
+    """Predicted final losses of WSD schedules that differ only in their decay fraction."""
+
+    fractions: np.ndarray
+    final_losses: np.ndarray
+    schedules: list[Schedule]
+
+    @property
+    def best(self) -> WsdChoice:
+        i = int(np.argmin(self.final_losses))
+        return WsdChoice(float(self.fractions[i]), float(self.final_losses[i]), self.schedules[i])
+
+
+def sweep_wsd(
     law: Law,
     total: int,
     peak: float,
@@ -101,23 +134,27 @@ def sweep_wsd_fraction(
     final: float = 0.0,
     shape: str = "linear",
     warmup: int = 0,
-    fractions: np.ndarray | None = None,
+    fractions: np.ndarray | list[float] | None = None,
     model_size: float | None = None,
-) -> list[tuple[float, float]]:
-    """(decay fraction, predicted final loss) for WSD schedules that differ only in the fraction."""
+) -> WsdSweep:
+    """Sweep the decay fraction of ``Schedule.wsd(peak, total, ...)`` (default 5%, 10%, ...,
+    100%); fractions whose decay would start inside the warmup are skipped."""
     if fractions is None:
         fractions = np.round(np.arange(0.05, 1.0001, 0.05), 4)
-    out = []
-    for fraction in fractions:
+    kept, losses, schedules = [], [], []
+    for fraction in np.asarray(fractions, dtype=float):
         start = wsd_decay_start({"total": total, "decay_frac": float(fraction)})
         if start < warmup or start >= total:
             continue  # the decay would begin inside the warmup, or not at all
-        schedule = parse_schedule(wsd_spec(total, peak, final, warmup, float(fraction), shape))
-        loss = law.predict(schedule, np.array([total]), model_size=model_size)[0]
-        out.append((float(fraction), float(loss)))
-    if not out:
+        schedule = Schedule.wsd(
+            peak, total, decay_frac=float(fraction), final=final, warmup=warmup, shape=shape
+        )
+        kept.append(float(fraction))
+        losses.append(float(law.predict(schedule, np.array([total]), model_size=model_size)[0]))
+        schedules.append(schedule)
+    if not kept:
         raise UserError(f"no decay fraction fits after a warmup of {warmup} steps in {total} steps")
-    return out
+    return WsdSweep(np.array(kept), np.array(losses), schedules)
 
 
 @dataclass
@@ -125,9 +162,14 @@ class OptimizedSchedule:
     """The result of ``optimize_schedule``: per-step LR, its predicted final loss, a summary."""
 
     lrs: np.ndarray  # steps 0..total (warmup included): the loss at step `total` uses all of them
+    warmup: int
     final_loss: float
     decay_start: int  # first step below 99% of the peak
     decay_power: float  # p in lr = min + (peak - min) (1 - tau)^p over the decay
+
+    @property
+    def schedule(self) -> Schedule:
+        return Schedule.from_array(self.lrs, self.warmup)
 
 
 def optimize_schedule(
@@ -165,7 +207,7 @@ def optimize_schedule(
         raise UserError(f"--total {total} leaves no steps after a warmup of {warmup}")
     n = total - warmup  # steps after warmup: eta_0 = peak, eta_1..eta_n
     scale = (peak - min_lr) / n
-    cosine = parse_schedule(cosine_spec(total, peak, min_lr, warmup)).values(total + 1)
+    cosine = Schedule.cosine(peak, total, final=min_lr, warmup=warmup).values(total + 1)
     start_eta = cosine[warmup:]
     v = torch.tensor(
         np.maximum(start_eta[:-1] - start_eta[1:], 0.0) / scale,
@@ -194,7 +236,7 @@ def optimize_schedule(
     # as every other schedule's
     final = float(law.predict(Schedule.from_array(lrs, warmup), np.array([total]))[0])
     start, power = summarize_decay(lrs, peak, min_lr)
-    return OptimizedSchedule(lrs, final, start, power)
+    return OptimizedSchedule(lrs, warmup, final, start, power)
 
 
 def summarize_decay(lrs: np.ndarray, peak: float, min_lr: float) -> tuple[int, float]:

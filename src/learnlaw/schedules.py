@@ -35,6 +35,7 @@ from typing import Any
 import numpy as np
 
 from learnlaw.errors import UserError
+from learnlaw.io import read_table
 
 DECAY_SHAPES = ("linear", "cosine", "geometric", "1-sqrt")
 
@@ -113,6 +114,106 @@ class Schedule:
         if warmup is None:
             warmup = detect_warmup(lrs, steps)
         return cls("points", {"warmup": int(warmup)}, steps, lrs)
+
+    @classmethod
+    def parse(cls, spec: str) -> Schedule:
+        """A schedule from its spec string, e.g. ``"wsd:peak=3e-4,total=24000,decay_frac=0.2"``."""
+        return parse_schedule(spec)
+
+    # Typed constructors: the keys of the spec strings, validated the same way.
+    @classmethod
+    def constant(cls, peak: float, *, warmup: int = 0, total: int | None = None) -> Schedule:
+        return cls._build("constant", peak=peak, warmup=warmup, total=total)
+
+    @classmethod
+    def cosine(cls, peak: float, total: int, *, final: float = 0.0, warmup: int = 0) -> Schedule:
+        return cls._build("cosine", peak=peak, total=total, final=final, warmup=warmup)
+
+    @classmethod
+    def linear(cls, peak: float, total: int, *, final: float = 0.0, warmup: int = 0) -> Schedule:
+        return cls._build("linear", peak=peak, total=total, final=final, warmup=warmup)
+
+    @classmethod
+    def wsd(
+        cls,
+        peak: float,
+        total: int,
+        *,
+        decay_frac: float | None = None,
+        decay_start: int | None = None,
+        final: float = 0.0,
+        warmup: int = 0,
+        shape: str = "linear",
+    ) -> Schedule:
+        """Warmup, stable at ``peak``, then a decay to ``final`` over the last ``decay_frac`` of
+        ``total`` steps (or from step ``decay_start``)."""
+        return cls._build(
+            "wsd",
+            peak=peak,
+            total=total,
+            final=final,
+            warmup=warmup,
+            decay_start=decay_start,
+            decay_frac=decay_frac,
+            shape=shape,
+        )
+
+    @classmethod
+    def multistep(
+        cls,
+        peak: float,
+        milestones: list[int],
+        *,
+        values: list[float] | None = None,
+        gamma: float | None = None,
+        warmup: int = 0,
+        total: int | None = None,
+    ) -> Schedule:
+        return cls._build(
+            "multistep",
+            peak=peak,
+            milestones=milestones,
+            values=values,
+            gamma=gamma,
+            warmup=warmup,
+            total=total,
+        )
+
+    @classmethod
+    def cyclic(
+        cls,
+        peak: float,
+        cycle: int,
+        total: int,
+        *,
+        final: float = 0.0,
+        warmup: int = 0,
+        rewarmup: int = 0,
+        shape: str = "cosine",
+    ) -> Schedule:
+        return cls._build(
+            "cyclic",
+            peak=peak,
+            cycle=cycle,
+            total=total,
+            final=final,
+            warmup=warmup,
+            rewarmup=rewarmup,
+            shape=shape,
+        )
+
+    @classmethod
+    def _build(cls, kind: str, **given: Any) -> Schedule:
+        """Check the values as a spec string's would be (types, ranges), then build."""
+        required, optional = _KEYS[kind]
+        params: dict[str, Any] = {}
+        for key in (*required, *optional):
+            value = given.get(key, optional.get(key))
+            if value is not None:
+                value = _typed_value(kind, key, value)
+            params[key] = value
+        _validate(f"{kind} schedule", kind, params, prefix=False)
+        return cls(kind, params)
 
     # ---- evaluation ---------------------------------------------------------------------
     def lr(self, steps: np.ndarray | int) -> np.ndarray:
@@ -284,6 +385,8 @@ def parse_schedule(spec: str) -> Schedule:
             raise UserError(
                 f"schedule {spec!r}: unknown key {key!r} for {kind}; expected {allowed}"
             )
+        if key in seen:
+            raise UserError(f"schedule {spec!r}: {key} is given twice")
         params[key] = _parse_value(spec, key, value.strip())
         seen.add(key)
     missing = [k for k in required if k not in seen]
@@ -342,9 +445,39 @@ def _parse_value(spec: str, key: str, value: str) -> Any:
         raise UserError(f"schedule {spec!r}: {key}={value!r} is not {kind}") from None
 
 
-def _validate(spec: str, kind: str, p: dict[str, Any]) -> None:
+def _typed_value(kind: str, key: str, value: Any) -> Any:
+    """A typed constructor's argument checked like the same key in a spec string."""
+    label = f"{kind} schedule: {key}={value!r}"
+    if key in _STR_KEYS:
+        if not isinstance(value, str):
+            raise UserError(f"{label}: expected a string")
+        return value.lower()
+    if key in _LIST_KEYS:
+        try:
+            items = [float(v) for v in value]
+        except (TypeError, ValueError):
+            raise UserError(f"{label}: expected a list of numbers") from None
+        if not all(math.isfinite(v) for v in items):
+            raise UserError(f"{label}: expected finite numbers")
+        if key == "milestones":
+            if any(v != int(v) for v in items):
+                raise UserError(f"{label}: expected integers")
+            return [int(v) for v in items]
+        return items
+    if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)):
+        raise UserError(f"{label}: expected a number")
+    if not math.isfinite(value):
+        raise UserError(f"{label}: expected a finite number")
+    if key in _INT_KEYS:
+        if value != int(value):
+            raise UserError(f"{label}: expected an integer")
+        return int(value)
+    return float(value)
+
+
+def _validate(spec: str, kind: str, p: dict[str, Any], prefix: bool = True) -> None:
     def fail(msg: str) -> None:
-        raise UserError(f"schedule {spec!r}: {msg}")
+        raise UserError(f"schedule {spec!r}: {msg}" if prefix else f"{spec}: {msg}")
 
     if not p["peak"] > 0:
         fail("peak must be positive")
@@ -390,8 +523,6 @@ def _validate(spec: str, kind: str, p: dict[str, Any]) -> None:
 def read_schedule_csv(path: str | Path, warmup: int | None = None) -> Schedule:
     """A point schedule from a CSV file with columns ``step`` and ``lr`` (aliases accepted);
     its warmup is detected from the LR unless given."""
-    from learnlaw.curves import read_table
-
     table = read_table(path)
     steps, lrs = table.lr_points()
     if len(steps) == 0:

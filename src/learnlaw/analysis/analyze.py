@@ -1,37 +1,46 @@
-"""``learnlaw analyze DIR``: every claim of the paper, checked on one run of the policy engine.
+"""Every claim of the paper, checked on one policy run (in memory or a run folder).
 
-Re-trains from theta_0 under the uniform and the saved learned policy, measuring the Learning
-Law along the way, fits the step scaling law to both test curves, and writes
-``DIR/analysis.json`` and a self-contained ``DIR/report.html``.
+Re-trains from theta_0 under the uniform and the learned policy, measuring the Learning Law
+along the way, and fits the step scaling law to both test curves. The result is an
+:class:`Analysis`: its ``data`` is what ``analysis.json`` holds; ``to_html`` writes the report.
 """
 
 from __future__ import annotations
 
-import json
 import math
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-import torch
 
-from learnlaw.analysis.learning_law import Thresholds, learning_law_summary, trace_policy
-from learnlaw.analysis.metrics import (
+from learnlaw.analysis.learning_law import (
+    PolicyTrace,
+    Thresholds,
+    learning_law_summary,
+    trace_policy,
+)
+from learnlaw.analysis.steplaw import (
+    StepLawFit,
+    closed_form_acceleration,
+    fit_step_laws,
+    largest_rise,
+)
+from learnlaw.errors import UserError
+from learnlaw.files import write_json
+from learnlaw.policy.engine import Policy
+from learnlaw.policy.result import POLICIES, LearnedPolicy, PolicyResult
+from learnlaw.policy.runfolder import policy_epoch, read_run
+from learnlaw.policy.speedup import (
     acceleration_ratio,
     auc_ratio,
     compression_ratio,
     corruption_summary,
-    largest_rise,
     loss_auc,
 )
-from learnlaw.errors import UserError
-from learnlaw.files import write_json
-from learnlaw.laws.steplaw import closed_form_acceleration, fit_step_laws
-from learnlaw.policy.config import config_from_json
-from learnlaw.policy.engine import Policy
-from learnlaw.policy.run import POLICY_FILES, RUN_FORMAT, build_task, load_policy
+from learnlaw.tasks import Task
 
-ANALYSIS_FORMAT = ("learnlaw.analysis", 1)
+ANALYSIS_FORMAT = ("learnlaw.analysis", 2)  # 2: signed step-law changes
 MIN_LAW_R2 = 0.9  # below this a step-law fit does not describe its curve
 EXTRAPOLATE_TO = (1e4, 1e5, 1e6, 1e7)
 # What the paper reports (Gu et al. 2024), for the table next to ours.
@@ -45,169 +54,114 @@ PAPER = {
         "acceleration_ratio": 2.41,
         "sim_uniform": 0.17,
         "sim_learned": 0.52,
-        "B_improvement": "96.6% (Fig. 11) / 93.7% (Table 2, T=4K)",
-        "beta_improvement": "21.2% (Fig. 11) / 18.7% (Table 2, T=4K)",
+        "B_change": "-96.6% (Fig. 11) / -93.7% (Table 2, T=4K)",
+        "beta_change": "+21.2% (Fig. 11) / +18.7% (Table 2, T=4K)",
     },
 }
 
 
-def follows_law(fit) -> bool:
+def follows_law(fit: StepLawFit) -> bool:
     return bool(fit.r2 >= MIN_LAW_R2 and fit.beta > 0 and np.isfinite(fit.B) and fit.B > 0)
 
 
-POLICY_MEANING = {
-    "kept": "the kept policy: the outer epoch with the smallest loss area on the select set "
-    "(on the objective set when there is none)",
-    "objective": "the outer epoch with the smallest objective: the optimiser's closest point "
-    "to the optimum the Learning Law describes",
-}
+@dataclass
+class Analysis:
+    """The analysis of one learned policy: ``data`` (the JSON), and what the report draws."""
+
+    data: dict[str, Any]
+    uniform: PolicyTrace
+    learned: PolicyTrace
+    per_step_weights: np.ndarray  # T x N
+    fits: tuple[StepLawFit, StepLawFit]
+    corrupted: np.ndarray | None
+    source: str
+
+    def __getitem__(self, key: str) -> Any:
+        return self.data[key]
+
+    @property
+    def acceleration_ratio(self) -> float:
+        return self.data["acceleration_ratio"]
+
+    @property
+    def sim(self) -> dict[str, Any]:
+        """Mean SIM of the uniform and the learned policy (and over the away-from-uniform steps)."""
+        return self.data["sim"]
+
+    def to_json(self, path: str | Path) -> Path:
+        return write_json(path, self.data)
+
+    def to_html(self, path: str | Path, figures: str | Path | None = None) -> Path:
+        """A self-contained report page (images embedded); ``figures``: also keep the PNGs."""
+        from learnlaw.analysis.report import write_report
+
+        return write_report(self, Path(path), None if figures is None else Path(figures))
 
 
-def output_names(policy: str) -> tuple[str, str, str]:
-    """analysis JSON, report page and figure folder of an analysis of ``policy``."""
-    suffix = "" if policy == "kept" else f"-{policy}"
-    return f"analysis{suffix}.json", f"report{suffix}.html", f"analysis{suffix}"
-
-
-def load_run(run_dir: Path, policy: str = "kept"):
-    """The config, task and learned policy of a finished run folder (one-line errors otherwise)."""
-    run_dir = Path(run_dir)
-    if not run_dir.is_dir():
-        raise UserError(f"{run_dir}: no such run folder")
-    wanted = POLICY_FILES[policy]
-    if (run_dir / POLICY_FILES["kept"]).exists() and not (run_dir / wanted).exists():
-        raise UserError(
-            f"{run_dir}: no {wanted}; this run was made before learnlaw saved the policy with "
-            "the lowest objective (analyse the kept policy with --policy kept)"
-        )
-    for name in ("config.json", wanted):
-        if not (run_dir / name).exists():
-            raise UserError(
-                f"{run_dir}: incomplete run ({name} is missing); finish it with "
-                f"'learnlaw policy optimize --resume --out {run_dir}'"
-            )
-    try:
-        saved = json.loads((run_dir / "config.json").read_text(encoding="utf-8"))
-    except (json.JSONDecodeError, UnicodeDecodeError):
-        raise UserError(f"{run_dir}/config.json: not valid JSON") from None
-    if (saved.get("format"), saved.get("format_version")) != RUN_FORMAT:
-        raise UserError(
-            f"{run_dir}/config.json: run format {saved.get('format')!r} version "
-            f"{saved.get('format_version')!r}; this learnlaw reads {RUN_FORMAT[0]} version {RUN_FORMAT[1]}"
-        )
-    try:
-        config = config_from_json(saved["config"])
-    except (KeyError, TypeError) as exc:
-        raise UserError(f"{run_dir}/config.json: damaged configuration ({exc})") from None
-    weights, segment, steps = load_policy(run_dir / wanted)
-    task = build_task(config)
-    if steps != config.train.steps or weights.shape[1] != task.n_train:
-        raise UserError(
-            f"{run_dir}/{wanted}: shape {weights.shape} does not match the run's configuration"
-        )
-    w = torch.as_tensor(weights, dtype=task.theta0.dtype, device=task.theta0.device)
-    learned = Policy(w / w.sum(1, keepdim=True), segment)  # undo float32 rounding of the rows
-    return config, task, learned
-
-
-def analyze_run(
-    run_dir: Path,
+def analyze(
+    source: PolicyResult | str | Path,
     *,
+    policy: str = "kept",
     stride: int = 1,
     thresholds: Thresholds | None = None,
     snapshot_fractions: tuple[float, ...] = (0.05, 0.25, 0.5, 0.9),
-    report: bool = True,
-    policy: str = "kept",
-) -> dict[str, Any]:
-    """Compute analysis.json (and report.html) for a run folder; returns the analysis.
+    task: Task | None = None,
+) -> Analysis:
+    """Analyse a policy run: a :class:`PolicyResult` or a run folder.
 
     ``policy="objective"`` analyses the policy with the lowest objective instead of the kept
-    one, into analysis-objective.json and report-objective.html."""
-    run_dir = Path(run_dir)
-    if policy not in POLICY_FILES:
-        raise UserError(f"--policy {policy}: expected one of {', '.join(POLICY_FILES)}")
-    config, task, learned = load_run(run_dir, policy)
+    one (the Learning Law describes the optimum). ``task`` replaces rebuilding a run folder's
+    task from its config.json."""
+    if policy not in POLICIES:
+        raise UserError(f"--policy {policy}: expected one of {', '.join(POLICIES)}")
+    if isinstance(source, PolicyResult):
+        task, config, learned = source.task, source.config, source.policy(policy)
+        if learned.policy.weights is None:
+            raise UserError(f"this run has no {policy} policy to analyse")
+        epochs = {"kept": source.kept.epoch, "objective": source.lowest_objective.epoch}
+        label = str(source.out) if source.out is not None else "in-memory run"
+    else:
+        record = read_run(Path(source), policy, task=task)
+        task, config, learned = record.task, record.config, record.policy
+        other = "objective" if policy == "kept" else "kept"
+        epochs = {policy: learned.epoch, other: policy_epoch(record.metrics, other)}
+        label = str(source)
+    return _analyze(task, config, learned, epochs, label, stride, thresholds, snapshot_fractions)
+
+
+def _analyze(task, config, learned: LearnedPolicy, epochs, label, stride, thresholds, fractions):
     th = thresholds or Thresholds()
+    th.validate()
     steps, eta = config.train.steps, config.train.lr
-    if stride < 1 or stride > steps:
+    if not isinstance(stride, int) or stride < 1 or stride > steps:
         raise UserError(f"--stride {stride}: must be between 1 and the run's {steps} steps")
-    snaps = tuple(
-        sorted({min(steps - 1, int(f * steps)) // stride * stride for f in snapshot_fractions})
-    )
+    snaps = tuple(sorted({min(steps - 1, int(f * steps)) // stride * stride for f in fractions}))
+    policy = learned.policy
     uniform = Policy.uniform(
-        steps, task.n_train, learned.segment, task.theta0.dtype, task.theta0.device
+        steps, task.n_train, policy.segment, task.theta0.dtype, task.theta0.device
     )
     tu = trace_policy(task, uniform, eta, steps, stride=stride, snapshot_steps=snaps, thresholds=th)
-    tl = trace_policy(task, learned, eta, steps, stride=stride, snapshot_steps=snaps, thresholds=th)
-    dim = (
-        getattr(getattr(task, "config", None), "dim", None) if config.task == "perceptron" else None
-    )
-    epochs = _policy_epochs(run_dir)
-    analysis: dict[str, Any] = {
+    tl = trace_policy(task, policy, eta, steps, stride=stride, snapshot_steps=snaps, thresholds=th)
+    dim = getattr(getattr(task, "config", None), "dim", None) if task.name == "perceptron" else None
+    data: dict[str, Any] = {
         "format": ANALYSIS_FORMAT[0],
         "format_version": ANALYSIS_FORMAT[1],
-        "task": config.task,
+        "task": task.name,
         "steps": steps,
         "n_train": task.n_train,
         "policy": {
-            "which": policy,
-            "file": POLICY_FILES[policy],
-            "epoch": epochs[policy],
-            "meaning": POLICY_MEANING[policy],
-            "kept_epoch": epochs["kept"],
-            "lowest_objective_epoch": epochs["objective"],
+            "which": learned.which,
+            "epoch": learned.epoch,
+            "meaning": learned.meaning,
+            "kept_epoch": epochs.get("kept"),
+            "lowest_objective_epoch": epochs.get("objective"),
         },
     }
-    analysis.update(learning_law_summary(tu, tl, task.n_train, dim, th))
+    data.update(learning_law_summary(tu, tl, task.n_train, dim, th))
     u_test, l_test = tu.curves["test"], tl.curves["test"]
-    t = np.arange(len(u_test))
-    fit_u, fit_l = fit_step_laws([(t, u_test), (t, l_test)], shared=True)
-    analysis["step_law"] = {
-        "uniform": fit_u.to_json(),
-        "learned": fit_l.to_json(),
-        "shared": ["L0", "t0"],
-        "acceleration_measured": acceleration_ratio(u_test, l_test),
-        # over the fitted steps (t > t0): what a poor fit there comes from
-        "largest_rise": {
-            "uniform": largest_rise(u_test, int(fit_u.t0) + 1),
-            "learned": largest_rise(l_test, int(fit_l.t0) + 1),
-        },
-    }
-    bad = [name for name, f in (("uniform", fit_u), ("learned", fit_l)) if not follows_law(f)]
-    if bad:
-        # the closed forms assume both curves follow the law; say so instead of printing nonsense
-        rises = analysis["step_law"]["largest_rise"]
-        why = "; ".join(
-            f"the {name} curve rises by {rises[name]['rise']:.3g} above its running minimum "
-            f"in the fitted range (step {rises[name]['from_step']} -> {rises[name]['to_step']})"
-            for name in bad
-            if rises[name]["rise"] > 0
-        )
-        analysis["step_law"]["note"] = (
-            f"the {' and '.join(bad)} test curve does not follow L0 + (B/t)^beta "
-            f"(r^2 below {MIN_LAW_R2} or beta <= 0), so the coefficient changes and the closed-form "
-            "acceleration are not reported" + (f"; {why}" if why else "")
-        )
-        analysis["step_law"].update(
-            {
-                "B_improvement": None,
-                "beta_improvement": None,
-                "acceleration_closed_form": None,
-                "extrapolated_acceleration": {f"{x:.0e}": None for x in EXTRAPOLATE_TO},
-            }
-        )
-    else:
-        analysis["step_law"].update(
-            {
-                "B_improvement": abs(fit_l.B - fit_u.B) / fit_u.B,
-                "beta_improvement": abs(fit_l.beta - fit_u.beta) / fit_u.beta,
-                "acceleration_closed_form": closed_form_acceleration(fit_u, fit_l, steps),
-                "extrapolated_acceleration": {
-                    f"{x:.0e}": closed_form_acceleration(fit_u, fit_l, x) for x in EXTRAPOLATE_TO
-                },
-            }
-        )
-    analysis["compression_ratio"] = {
+    fits = fit_step_laws([(np.arange(len(u_test)), u_test), (np.arange(len(l_test)), l_test)])
+    data["step_law"] = step_law_summary(u_test, l_test, fits[0], fits[1], steps)
+    data["compression_ratio"] = {
         "set": "test",
         "n_classes": task.n_classes,
         "log2": {
@@ -221,42 +175,72 @@ def analyze_run(
             "convention": "T ln|V| / sum_t L (nats): consistent units",
         },
     }
-    analysis["auc"] = {
+    data["auc"] = {
         "uniform": loss_auc(u_test),
         "learned": loss_auc(l_test),
         "ratio": auc_ratio(u_test, l_test),
         "set": "test",
         "definition": "sum_{t=1..T} L(theta_t)",
     }
-    analysis["acceleration_ratio"] = acceleration_ratio(u_test, l_test)
-    weights = learned.per_step(steps).double().cpu().numpy()
-    corrupted = getattr(task, "corrupted", None)
-    analysis["corrupted_weight_ratio"] = corruption_summary(weights, corrupted)
-    analysis["paper"] = PAPER.get(config.task, {})
-    json_name, report_name, figures = output_names(policy)
-    write_json(run_dir / json_name, analysis)
-    if report:
-        from learnlaw.analysis.report import write_report
+    data["acceleration_ratio"] = acceleration_ratio(u_test, l_test)
+    weights = policy.per_step(steps).double().cpu().numpy()
+    data["corrupted_weight_ratio"] = corruption_summary(weights, task.corrupted)
+    data["paper"] = PAPER.get(task.name, {})
+    return Analysis(data, tu, tl, weights, fits, task.corrupted, label)
 
-        write_report(
-            run_dir,
-            analysis,
-            tu,
-            tl,
-            weights,
-            (fit_u, fit_l),
-            corrupted,
-            page=report_name,
-            figures=figures,
+
+def step_law_summary(u_test, l_test, fit_u: StepLawFit, fit_l: StepLawFit, steps: int) -> dict:
+    """The step-law fits with their signed changes (learned against uniform) and the closed-form
+    acceleration, or a note saying why they are not reported."""
+    out: dict[str, Any] = {
+        "uniform": fit_u.to_json(),
+        "learned": fit_l.to_json(),
+        "shared": ["L0", "t0"],
+        "acceleration_measured": acceleration_ratio(u_test, l_test),
+        # over the fitted steps (t > t0): what a poor fit there comes from
+        "largest_rise": {
+            "uniform": largest_rise(u_test, int(fit_u.t0) + 1),
+            "learned": largest_rise(l_test, int(fit_l.t0) + 1),
+        },
+    }
+    bad = [name for name, f in (("uniform", fit_u), ("learned", fit_l)) if not follows_law(f)]
+    if bad:
+        # the closed forms assume both curves follow the law; say so instead of printing nonsense
+        rises = out["largest_rise"]
+        why = "; ".join(
+            f"the {name} curve rises by {rises[name]['rise']:.3g} above its running minimum "
+            f"in the fitted range (step {rises[name]['from_step']} -> {rises[name]['to_step']})"
+            for name in bad
+            if rises[name]["rise"] > 0
         )
-    return analysis
-
-
-def _policy_epochs(run_dir: Path) -> dict[str, int | None]:
-    """The outer epochs of the kept and the lowest-objective policy, from the run's metrics."""
-    try:
-        metrics = json.loads((run_dir / "metrics.json").read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        metrics = None
-    metrics = metrics if isinstance(metrics, dict) else {}  # missing or damaged: epochs unknown
-    return {"kept": metrics.get("best_epoch"), "objective": metrics.get("lowest_objective_epoch")}
+        out["note"] = (
+            f"the {' and '.join(bad)} test curve does not follow L0 + (B/t)^beta "
+            f"(r^2 below {MIN_LAW_R2} or beta <= 0), so the coefficient changes and the closed-form "
+            "acceleration are not reported" + (f"; {why}" if why else "")
+        )
+        out.update(
+            {
+                "B_change": None,
+                "beta_change": None,
+                "improvement": None,
+                "acceleration_closed_form": None,
+                "extrapolated_acceleration": {f"{x:.0e}": None for x in EXTRAPOLATE_TO},
+            }
+        )
+        return out
+    b_change = (fit_l.B - fit_u.B) / fit_u.B
+    beta_change = (fit_l.beta - fit_u.beta) / fit_u.beta
+    out.update(
+        {
+            # signed relative changes, learned against uniform: the paper's improvement is
+            # B down (B_change < 0) and beta up (beta_change > 0)
+            "B_change": b_change,
+            "beta_change": beta_change,
+            "improvement": {"B_down": bool(b_change < 0), "beta_up": bool(beta_change > 0)},
+            "acceleration_closed_form": closed_form_acceleration(fit_u, fit_l, steps),
+            "extrapolated_acceleration": {
+                f"{x:.0e}": closed_form_acceleration(fit_u, fit_l, x) for x in EXTRAPOLATE_TO
+            },
+        }
+    )
+    return out

@@ -17,13 +17,15 @@ exact projection, so every statistic states its thresholds.
 
 from __future__ import annotations
 
+import math
 from dataclasses import asdict, dataclass, field
 
 import numpy as np
 import torch
 
+from learnlaw.errors import UserError
 from learnlaw.policy.engine import Policy, run_policy
-from learnlaw.tasks.base import FunctionalTask
+from learnlaw.tasks.base import Task
 
 
 @dataclass
@@ -35,6 +37,24 @@ class Thresholds:
 
     def to_json(self) -> dict[str, float]:
         return asdict(self)
+
+    def validate(self) -> None:
+        checks = {
+            "zero_weight": (self.zero_weight, "a non-negative number"),
+            "fitted_loss": (self.fitted_loss, "a positive number"),
+            "small_weight": (self.small_weight, "a number in [0, 1]"),
+            "away": (self.away, "a non-negative number"),
+        }
+        ok = {
+            "zero_weight": self.zero_weight >= 0,
+            "fitted_loss": self.fitted_loss > 0,
+            "small_weight": 0 <= self.small_weight <= 1,
+            "away": self.away >= 0,
+        }
+        for name, (value, expected) in checks.items():
+            if not (math.isfinite(value) and ok[name]):
+                option = "--" + name.replace("_", "-")
+                raise UserError(f"{option} {value}: expected {expected}")
 
 
 @dataclass
@@ -66,7 +86,7 @@ def sim_statistic(gamma: np.ndarray, ct: np.ndarray, in_use: np.ndarray) -> floa
 
 
 def trace_policy(
-    task: FunctionalTask,
+    task: Task,
     policy: Policy,
     eta: float,
     steps: int,

@@ -9,15 +9,16 @@ from typing import Any
 
 import numpy as np
 
-from learnlaw.analysis.plots import (
-    plot_corrupted_weight,
+from learnlaw.files import write_text
+from learnlaw.plots import png_bytes, save_figure
+from learnlaw.plots.learning_law import (
     plot_ct_distributions,
     plot_loss_with_laws,
-    plot_policy_heatmap,
     plot_property_shares,
     plot_sim,
 )
-from learnlaw.files import write_text
+from learnlaw.plots.policy import plot_corrupted_weight, plot_policy_heatmap
+from learnlaw.policy.speedup import group_mean_weights
 
 
 def _fmt(x: Any, percent: bool = False) -> str:
@@ -26,6 +27,14 @@ def _fmt(x: Any, percent: bool = False) -> str:
     if isinstance(x, str):
         return x
     return f"{100 * x:.1f}%" if percent else f"{x:.4g}"
+
+
+def _signed(change: float | None, better: str, larger_is_better: bool = False) -> str:
+    """A signed relative change, saying whether it is the paper's improvement."""
+    if change is None:
+        return "-"
+    good = change > 0 if larger_is_better else change < 0
+    return f"{100 * change:+.1f}% ({'improved: ' + better if good else 'not improved'})"
 
 
 def headline_rows(a: dict[str, Any]) -> list[tuple[str, str, str]]:
@@ -82,11 +91,15 @@ def headline_rows(a: dict[str, Any]) -> list[tuple[str, str, str]]:
             f"{sl['uniform']['r2']:.4f} / {sl['learned']['r2']:.4f}",
             "0.995 / 0.999 (transformer)",
         ),
-        ("|dB| / B", _fmt(sl["B_improvement"], True), _fmt(paper.get("B_improvement"))),
         (
-            "|d beta| / beta",
-            _fmt(sl["beta_improvement"], True),
-            _fmt(paper.get("beta_improvement")),
+            "B change, learned vs uniform",
+            _signed(sl["B_change"], "B down"),
+            _fmt(paper.get("B_change")),
+        ),
+        (
+            "beta change, learned vs uniform",
+            _signed(sl["beta_change"], "beta up", larger_is_better=True),
+            _fmt(paper.get("beta_change")),
         ),
         (
             "acceleration from the fitted laws (closed form) at T",
@@ -105,7 +118,7 @@ def headline_rows(a: dict[str, Any]) -> list[tuple[str, str, str]]:
             [
                 (
                     "mean weight on corrupted / clean examples, mean over t (first -> last step)",
-                    f"{cw['mean']:.3f} ({cw['first_row']:.3f} -> {cw['last_row']:.3f})",
+                    f"{cw['mean']:.3f} ({cw['first_step']:.3f} -> {cw['last_step']:.3f})",
                     "-",
                 )
             ]
@@ -129,45 +142,34 @@ def analysis_notes(a: dict[str, Any]) -> list[str]:
     return notes
 
 
-def write_report(
-    run_dir: Path,
-    analysis: dict[str, Any],
-    uniform,
-    learned,
-    weights: np.ndarray,
-    fits,
-    groups: np.ndarray | None,
-    page: str = "report.html",
-    figures: str = "analysis",
-) -> Path:
-    figures_dir = run_dir / figures
-    figures_dir.mkdir(exist_ok=True)
-    th = analysis["thresholds"]
-    n = analysis["n_train"]
+def _figures(a) -> list[tuple[str, Any, str]]:
+    """(file name, figure, caption) of every figure of the report."""
+    data, th = a.data, a.data["thresholds"]
+    n = data["n_train"]
+    groups = a.corrupted
     shown = [
         (
-            plot_loss_with_laws(
-                uniform.curves, learned.curves, fits, figures_dir / "loss_laws.png"
-            ),
+            "loss_laws.png",
+            plot_loss_with_laws(a.uniform.curves, a.learned.curves, a.fits),
             "Test loss under both policies with the fitted step scaling laws L0 + (B/t)^beta (shared L0 and t0).",
         ),
         (
-            plot_sim(uniform, learned, figures_dir / "sim.png"),
+            "sim.png",
+            plot_sim(a.uniform, a.learned),
             f"SIM_t for both policies (examples with weight below {th['zero_weight']:g}/N are not in use).",
         ),
         (
-            plot_ct_distributions(
-                uniform, learned, th["zero_weight"], n, figures_dir / "contributions.png"
-            ),
+            "contributions.png",
+            plot_ct_distributions(a.uniform, a.learned, th["zero_weight"], n),
             "Contribution distributions at chosen steps: examples the learned policy weights, examples it zeroes, "
             "and the uniform policy's.",
         ),
         (
+            "policy_by_ct.png",
             plot_policy_heatmap(
-                weights,
-                figures_dir / "policy_by_ct.png",
+                a.per_step_weights,
                 groups=groups,
-                sort_key=learned.mean_ct,
+                sort_key=a.learned.mean_ct,
                 sort_label="mean contribution CT, lowest first",
             ),
             "The learned policy, examples ordered by their mean contribution over the run"
@@ -178,21 +180,36 @@ def write_report(
             ),
         ),
         (
-            plot_property_shares(
-                learned, analysis["property3"]["n_minus_dim"], figures_dir / "properties.png"
-            ),
+            "properties.png",
+            plot_property_shares(a.learned, data["property3"]["n_minus_dim"]),
             f"Property shares over time (zero weight: below {th['zero_weight']:g}/N; perfectly fitted: loss below "
             f"{th['fitted_loss']:g}; small weight: below {th['small_weight']:g} x the step's largest).",
         ),
     ]
-    if groups is not None and groups.any() and not groups.all():
+    if groups is not None and np.any(groups) and not np.all(groups):
+        clean, dirty = group_mean_weights(a.per_step_weights, np.asarray(groups, dtype=bool))
         shown.append(
             (
-                plot_corrupted_weight(weights, groups, figures_dir / "corrupted_weight.png"),
+                "corrupted_weight.png",
+                plot_corrupted_weight(clean, dirty, n),
                 "Mean weight of the learned policy on clean and on corrupted training examples, "
                 "in units of the uniform weight 1/N.",
             )
         )
+    return shown
+
+
+def write_report(a, page: Path, figures_dir: Path | None = None) -> Path:
+    """The report page of analysis ``a`` (a ``learnlaw.analysis.Analysis``), images embedded;
+    with ``figures_dir`` the PNGs are written there too."""
+    analysis = a.data
+    th = analysis["thresholds"]
+    n = analysis["n_train"]
+    images = []
+    for name, fig, caption in _figures(a):
+        if figures_dir is not None:
+            save_figure(fig, figures_dir / name)
+        images.append((png_bytes(fig), caption))
     rows = "\n".join(
         f"<tr><td>{html.escape(q)}</td><td>{html.escape(v)}</td><td>{html.escape(p)}</td></tr>"
         for q, v, p in headline_rows(analysis)
@@ -200,13 +217,14 @@ def write_report(
     notes = "\n".join(f"<p>{html.escape(note)}</p>" for note in analysis_notes(analysis))
     imgs = "\n".join(
         f'<figure><img alt="{html.escape(caption)}" src="data:image/png;base64,'
-        f'{base64.b64encode(path.read_bytes()).decode()}"><figcaption>{html.escape(caption)}</figcaption></figure>'
-        for path, caption in shown
+        f'{base64.b64encode(data).decode()}"><figcaption>{html.escape(caption)}</figcaption></figure>'
+        for data, caption in images
     )
     which = analysis["policy"]
     epoch = f" (outer epoch {which['epoch']})" if which["epoch"] is not None else ""
+    source = html.escape(a.source)
     html_page = f"""<!doctype html>
-<html lang="en"><head><meta charset="utf-8"><title>learnlaw analysis: {html.escape(str(run_dir))}</title>
+<html lang="en"><head><meta charset="utf-8"><title>learnlaw analysis: {source}</title>
 <style>
 body {{ font-family: system-ui, sans-serif; max-width: 1200px; margin: 2em auto; color: #222; }}
 table {{ border-collapse: collapse; margin: 1em 0; }}
@@ -214,7 +232,7 @@ td, th {{ border: 1px solid #ccc; padding: 4px 10px; text-align: left; }}
 th {{ background: #f3f3f3; }}
 figure {{ margin: 2em 0; }} img {{ max-width: 100%; }} figcaption {{ color: #555; font-size: 0.9em; }}
 </style></head><body>
-<h1>Learning-Law analysis of <code>{html.escape(str(run_dir))}</code></h1>
+<h1>Learning-Law analysis of <code>{source}</code></h1>
 <p>Learned policy: {html.escape(which["meaning"])}{epoch}.</p>
 <p>Task <b>{html.escape(analysis["task"])}</b>, T = {analysis["steps"]} steps, N = {n} training examples.
 Every number is measured on the held-out test set unless stated; thresholds: {html.escape(str(th))}.</p>
@@ -225,4 +243,4 @@ Every number is measured on the held-out test set unless stated; thresholds: {ht
 {imgs}
 </body></html>
 """
-    return write_text(run_dir / page, html_page)
+    return write_text(page, html_page)

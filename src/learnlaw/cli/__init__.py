@@ -1,57 +1,16 @@
-"""The command line: ``learnlaw <command>``. Each command parses, calls the library, prints.
-
-User mistakes (``UserError``, bad options, and files that cannot be read or written) become one
-line on stderr and exit code 2, in ``main`` only; anything else is a bug and keeps its traceback.
-"""
+"""The command line: ``learnlaw <command>`` (or ``python -m learnlaw``). Each command parses,
+calls the library, prints; see ``learnlaw.cli.app``."""
 
 from __future__ import annotations
 
-import sys
-
-import click
-
-from learnlaw.cli.analyze import analyze
-from learnlaw.cli.demo import demo
-from learnlaw.cli.law import law
-from learnlaw.cli.policy import policy
-from learnlaw.cli.schedule import schedule
-from learnlaw.errors import UserError
-
-
-@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
-@click.version_option(package_name="learnlaw")
-def cli() -> None:
-    """Optimal data policies and loss-curve laws for language-model training."""
-
-
-cli.add_command(law)
-cli.add_command(schedule)
-cli.add_command(policy)
-cli.add_command(analyze)
-cli.add_command(demo)
-
-
-def _fail(message: str) -> None:
-    click.echo(f"learnlaw: error: {message}", err=True)
-    sys.exit(2)
+import os
 
 
 def main(argv: list[str] | None = None) -> None:
-    """Run the CLI; user errors print one line and exit with code 2."""
-    try:
-        code = cli.main(args=argv, prog_name="learnlaw", standalone_mode=False)
-    except UserError as exc:
-        _fail(str(exc))
-    except click.UsageError as exc:
-        hint = f" (see '{exc.ctx.command_path} --help')" if exc.ctx is not None else ""
-        _fail(exc.format_message().replace("\n", " ") + hint)
-    except click.ClickException as exc:
-        _fail(exc.format_message())
-    except OSError as exc:
-        if exc.filename is None:  # not about a file the user named: keep the traceback
-            raise
-        _fail(f"{exc.filename}: {exc.strerror or exc}")
-    except (click.Abort, KeyboardInterrupt):
-        click.echo("learnlaw: interrupted", err=True)
-        sys.exit(130)
-    sys.exit(code if isinstance(code, int) else 0)
+    """The console entry point. Torch's default OpenMP busy-waiting slows a shared machine
+    15-35x; passive waiting does not. Set for this process only, before torch is loaded (the
+    library itself never touches the environment)."""
+    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+    from learnlaw.cli.app import run
+
+    run(argv)

@@ -51,16 +51,22 @@ from learnlaw.cli.common import table
 )
 def analyze(run_dir, stride, zero_weight, fitted_loss, small_weight, away, policy):
     """Check the Learning Law on a run; write RUN_DIR/analysis.json and RUN_DIR/report.html."""
-    from learnlaw.analysis.analyze import analyze_run, output_names
-    from learnlaw.analysis.learning_law import Thresholds
+    from learnlaw.analysis import Thresholds, analyze
     from learnlaw.analysis.report import analysis_notes, headline_rows
+    from learnlaw.files import check_writable
+    from learnlaw.policy.runfolder import analysis_names
 
     th = Thresholds(
         zero_weight=zero_weight, fitted_loss=fitted_loss, small_weight=small_weight, away=away
     )
-    analysis = analyze_run(Path(run_dir), stride=stride, thresholds=th, policy=policy)
-    click.echo(table(headline_rows(analysis), ("quantity", "this run", "paper")))
-    for note in analysis_notes(analysis):
+    th.validate()
+    run_dir = Path(run_dir)
+    json_name, report_name, figures = analysis_names(policy)
+    check_writable(run_dir)  # before minutes of work, not after
+    result = analyze(run_dir, stride=stride, thresholds=th, policy=policy)
+    click.echo(table(headline_rows(result.data), ("quantity", "this run", "paper")))
+    for note in analysis_notes(result.data):
         click.echo(note)
-    json_name, report_name, _ = output_names(policy)
-    click.echo(f"wrote {Path(run_dir) / json_name} and {Path(run_dir) / report_name}")
+    result.to_json(run_dir / json_name)
+    result.to_html(run_dir / report_name, figures=run_dir / figures)
+    click.echo(f"wrote {run_dir / json_name} and {run_dir / report_name}")

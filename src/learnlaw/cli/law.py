@@ -11,12 +11,12 @@ from learnlaw.cli.common import note, percent, read_curves, table, warn
 from learnlaw.curves import LossCurve, parse_model_size
 from learnlaw.errors import UserError
 from learnlaw.files import json_line, write_csv
-from learnlaw.laws import LAWS, load_fit, make_law, save_fit
-from learnlaw.laws.base import Law, as_run, law_points
-from learnlaw.laws.metrics import curve_metrics
+from learnlaw.laws import LAWS, Law, law_from_options, law_points, load_law
+from learnlaw.laws.evaluation import best_by_family, extrapolation_warning, score_curves
 from learnlaw.planning import predict_schedule
-from learnlaw.plots import CurvePanel, plot_predictions
-from learnlaw.schedules import parse_schedule
+from learnlaw.plots import save_figure
+from learnlaw.plots.curves import CurvePanel, plot_law_comparison, plot_predictions
+from learnlaw.schedules import Schedule
 
 
 @click.group()
@@ -101,18 +101,14 @@ def fit_command(
     FILES are CSV (step,lr,loss and common aliases), JSON lines, W&B history exports or
     TensorBoard event files. Append @SIZE to a file (run.csv@400M) to give its model size.
     """
+    model = law_from_options(
+        law_name, lam=lam, size_scaling=size_scaling, bootstrap=bootstrap, seed=seed
+    )
     curves = read_curves(
         files, loss_column=loss_column, warmup_steps=warmup_steps, schedules=schedules
     )
-    if size_scaling and law_name != "momentum":
-        raise UserError("--size-scaling goes with --law momentum")
-    if bootstrap and bootstrap < 2:
-        raise UserError(f"--bootstrap {bootstrap}: needs at least 2 replicas (or 0 for none)")
-    model = make_law(law_name, lam=lam, size_scaling=size_scaling)
     model.fit(curves)
-    if bootstrap:
-        model.bootstrap(curves, bootstrap, seed)
-    save_fit(model, output)
+    model.save(output)
     info = model.fit_info_
     for message in info.get("notes", []):
         note(message)
@@ -143,7 +139,19 @@ def fit_command(
 
 
 def _hyper_text(model: Law) -> str:
-    return ", ".join(f"{k} {v}" for k, v in model.hyperparameters().items() if k != "delta")
+    """The hyper-parameters that matter to a reader, with what was learned for them."""
+    hyper = {
+        k: v
+        for k, v in model.hyperparameters().items()
+        if k not in ("delta", "seed", "bootstrap", "block_growth", "adam_steps", "polish")
+    }
+    learned = model.learned()
+    return ", ".join(
+        f"{k} {learned[k]}" + (f" (chosen from {v})" if learned[k] != v else "")
+        if k in learned
+        else f"{k} {v}"
+        for k, v in hyper.items()
+    )
 
 
 def fit_warmup(model: Law) -> int | None:
@@ -216,7 +224,7 @@ def predict_command(
     model_size,
 ):
     """Predict the loss curves of FILES (and score them), or of a --schedule nobody has run."""
-    model = load_fit(fit_file)
+    model = load_law(fit_file)
     size = _size_option(model_size, model)
     if level is not None and not bands:
         raise UserError("--level goes with --bands")
@@ -245,20 +253,14 @@ def predict_command(
     curves = read_curves(files, loss_column=loss_column, warmup_steps=warmup_steps)
     apply_fit_warmup(model, curves, warmup_steps, as_json)
     curves = scored_points(curves, quiet=as_json)
-    per_file, predictions, all_rel, band_list = [], [], [], []
-    for path, c in zip(files, curves):
+    for c in curves:
         if size is not None:
             c.model_size = size
-        predicted = model.predict(c)
         _range_warning(model, c)
-        m = curve_metrics(predicted, c.losses)
-        entry = {
-            "file": path,
-            "pred_error": m["pred_error"],
-            "worst_error": m["worst_error"],
-            "r2": m["r2"],
-            "points": len(c.steps),
-        }
+    scores = score_curves(model, curves)
+    per_file, band_list = [], []
+    for path, c, score in zip(files, curves, scores.curves):
+        entry = {"file": path, **{k: v for k, v in score.to_json().items() if k != "name"}}
         if bands:
             lo, hi = model.predict_bands(c, level=level)
             entry["band"] = {
@@ -268,18 +270,9 @@ def predict_command(
             }
             band_list.append((lo, hi))
         per_file.append(entry)
-        predictions.append(predicted)
-        all_rel.append(np.abs(predicted - c.losses) / c.losses)
-    rel = np.concatenate(all_rel)
-    overall = {
-        "pred_error": float(np.mean([f["pred_error"] for f in per_file])),
-        "worst_error": float(rel.max()),
-        "r2": float(np.mean([f["r2"] for f in per_file])),
-        "points": len(rel),
-        "pred_error_pooled": float(rel.mean()),
-    }
+    overall = scores.to_json()["overall"]
     if plot:
-        _plot(model, curves, plot, predictions=predictions, bands=band_list or None)
+        _plot(model, curves, plot, bands=band_list or None)
     if as_json:
         click.echo(json_line({"files": per_file, "overall": overall}))
         return
@@ -323,14 +316,13 @@ def scored_points(curves: list[LossCurve], quiet: bool) -> list[LossCurve]:
 
 
 def _range_warning(model: Law, target, steps=None) -> None:
-    run, s = as_run(target, steps)
-    message = model.fitted_range_note(run, int(s.max()))
+    message = extrapolation_warning(model, target, steps)
     if message:
-        warn(f"{run.name or 'schedule'}: {message}")
+        warn(message)
 
 
 def _predict_schedule(model, spec, steps, warmup_steps, size, csv_out, plot, as_json, level):
-    schedule = parse_schedule(spec)
+    schedule = Schedule.parse(spec)
     if warmup_steps is not None and warmup_steps != schedule.warmup:
         raise UserError(
             f"--warmup-steps {warmup_steps} disagrees with the schedule's warmup="
@@ -350,7 +342,7 @@ def _predict_schedule(model, spec, steps, warmup_steps, size, csv_out, plot, as_
         panel = CurvePanel(
             spec, pred.steps, pred.losses, pred.lrs, band=None if lo is None else (lo, hi)
         )
-        plot_predictions([panel], plot, title=f"{model.name} law: predicted curve")
+        save_figure(plot_predictions([panel], title=f"{model.name} law: predicted curve"), plot)
     if as_json:
         obj = {
             "schedule": spec,
@@ -377,18 +369,11 @@ def _predict_schedule(model, spec, steps, warmup_steps, size, csv_out, plot, as_
             click.echo(f"wrote {path}")
 
 
-def _plot(
-    model: Law,
-    curves: list[LossCurve],
-    out: str,
-    fitted: bool = False,
-    predictions=None,
-    bands=None,
-) -> None:
+def _plot(model: Law, curves: list[LossCurve], out: str, fitted: bool = False, bands=None) -> None:
     fitted_names = {c["name"] for c in model.fit_info_.get("curves", [])}
     panels = []
     for i, c in enumerate(scored_points(curves, quiet=True)):
-        predicted = predictions[i] if predictions is not None else model.predict(c)
+        predicted = model.predict(c)
         panels.append(
             CurvePanel(
                 c.name,
@@ -402,9 +387,10 @@ def _plot(
         )
     info = model.fit_info_.get("curves", [])
     span = (min(x["first_step"] for x in info), max(x["last_step"] for x in info)) if info else None
-    plot_predictions(
-        panels, out, title=f"{model.name} law: predicted (lines) vs real (dots)", fitted_range=span
+    figure = plot_predictions(
+        panels, title=f"{model.name} law: predicted (lines) vs real (dots)", fitted_range=span
     )
+    save_figure(figure, out)
 
 
 @law.command("compare")
@@ -425,8 +411,6 @@ def _plot(
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object instead of tables.")
 def compare_command(files, fit_on, warmup_steps, loss_column, lam, plot, as_json):
     """Fit both laws on --fit-on curves; score each on every other curve of FILES."""
-    from learnlaw.plots import plot_law_comparison
-
     curves = read_curves(files, loss_column=loss_column, warmup_steps=warmup_steps)
     wanted = [x.strip() for x in fit_on.split(",") if x.strip()]
     by_key = {}
@@ -440,20 +424,18 @@ def compare_command(files, fit_on, warmup_steps, loss_column, lam, plot, as_json
     if not others:
         raise UserError("every file is in --fit-on: give other curves to predict")
     others = scored_points(others, quiet=as_json)
-    laws = {"momentum": make_law("momentum", lam=lam), "multipower": make_law("multipower")}
-    results = {}
+    laws = {
+        "momentum": law_from_options("momentum", lam=lam),
+        "multipower": law_from_options("multipower"),
+    }
+    scores = {}
     for name, model in laws.items():
         model.fit(fit_curves)
-        predictions = {c.name: model.predict(c) for c in others}
-        results[name] = {
-            c.name: (predictions[c.name], curve_metrics(predictions[c.name], c.losses))
-            for c in others
-        }
-    mean = {n: float(np.mean([r[1]["pred_error"] for r in results[n].values()])) for n in laws}
-    families = _families(curves, laws)
-    plot_law_comparison(
-        others, {n: {c: r[0] for c, r in res.items()} for n, res in results.items()}, plot
-    )
+        scores[name] = {s.name: s for s in score_curves(model, others).curves}
+    mean = {n: float(np.mean([s.pred_error for s in scores[n].values()])) for n in laws}
+    families = [f.to_json() for f in best_by_family(curves, laws)]
+    predictions = {n: {c.name: m.predict(c) for c in others} for n, m in laws.items()}
+    save_figure(plot_law_comparison(others, predictions), plot)
     if as_json:
         click.echo(
             json_line(
@@ -464,8 +446,9 @@ def compare_command(files, fit_on, warmup_steps, loss_column, lam, plot, as_json
                             "curve": c.name,
                             **{
                                 n: {
-                                    k: results[n][c.name][1][k]
-                                    for k in ("pred_error", "worst_error", "r2")
+                                    "pred_error": scores[n][c.name].pred_error,
+                                    "worst_error": scores[n][c.name].worst_error,
+                                    "r2": scores[n][c.name].r2,
                                 }
                                 for n in laws
                             },
@@ -481,16 +464,16 @@ def compare_command(files, fit_on, warmup_steps, loss_column, lam, plot, as_json
         return
     rows = []
     for c in others:
-        mm, mp = results["momentum"][c.name][1], results["multipower"][c.name][1]
+        mm, mp = scores["momentum"][c.name], scores["multipower"][c.name]
         rows.append(
             (
                 c.name,
-                percent(mm["pred_error"]),
-                percent(mp["pred_error"]),
-                percent(mm["worst_error"]),
-                percent(mp["worst_error"]),
-                f"{mm['r2']:.4f}",
-                f"{mp['r2']:.4f}",
+                percent(mm.pred_error),
+                percent(mp.pred_error),
+                percent(mm.worst_error),
+                percent(mp.worst_error),
+                f"{mm.r2:.4f}",
+                f"{mp.r2:.4f}",
             )
         )
     rows.append(("mean", percent(mean["momentum"]), percent(mean["multipower"]), "", "", "", ""))
@@ -516,28 +499,3 @@ def compare_command(files, fit_on, warmup_steps, loss_column, lam, plot, as_json
             f"momentum {f['predicted_best']['momentum']}, multipower {f['predicted_best']['multipower']}"
         )
     click.echo(f"wrote {plot}")
-
-
-def _families(curves: list[LossCurve], laws: dict[str, Law]) -> list[dict]:
-    """Runs of equal length (e.g. WSD variants): which one really ends lowest, which the laws pick."""
-    groups: dict[int, list[LossCurve]] = {}
-    for c in curves:
-        groups.setdefault(c.last_step, []).append(c)
-    out = []
-    for last, members in sorted(groups.items()):
-        if len(members) < 2:
-            continue
-        real = min(members, key=lambda c: c.losses[-1])
-        predicted = {
-            n: min(members, key=lambda c, m=m: m.predict(c, np.array([last]))[0]).name
-            for n, m in laws.items()
-        }
-        out.append(
-            {
-                "last_step": last,
-                "members": [c.name for c in members],
-                "real_best": real.name,
-                "predicted_best": predicted,
-            }
-        )
-    return out

@@ -19,6 +19,8 @@ def policy() -> None:
 
 
 def print_summary(metrics: dict, out: Path) -> None:
+    from learnlaw.policy.runfolder import PLOTS, POLICY_FILES
+
     cr = metrics["compression_ratio"]
     click.echo(f"acceleration ratio (test): {metrics['acceleration_ratio']:.2f}x")
     click.echo(f"AUC ratio (test):          {metrics['auc_ratio']:.3f}")
@@ -26,15 +28,13 @@ def print_summary(metrics: dict, out: Path) -> None:
         f"compression ratio (test, log{cr['log_base']:g}|V| / nats): "
         f"uniform {cr['uniform']:.3f} -> learned {cr['learned']:.3f}"
     )
-    if "best_epoch" in metrics:
+    if "kept_epoch" in metrics:
         click.echo(
-            f"best outer epoch: {metrics['best_epoch']} of {metrics['epochs_run'] - 1}, "
+            f"kept outer epoch: {metrics['kept_epoch']} of {metrics['epochs_run'] - 1}, "
             f"{metrics['seconds_per_epoch']:.2f} s per epoch"
         )
-    click.echo(
-        f"outputs in {out}/: metrics.json, curves.csv, policy.npz, policy_objective.npz, "
-        "loss_curves.png, objective.png, policy_heatmap.png"
-    )
+    files = ["metrics.json", "curves.csv", *POLICY_FILES.values(), *PLOTS]
+    click.echo(f"outputs in {out}/: {', '.join(files)}")
 
 
 @policy.command("optimize")
@@ -53,7 +53,11 @@ def print_summary(metrics: dict, out: Path) -> None:
     show_default=True,
     help="Output folder.",
 )
-@click.option("--resume", is_flag=True, help="Continue the run in --out from its last checkpoint.")
+@click.option(
+    "--resume",
+    is_flag=True,
+    help="Continue the run in --out from its last checkpoint (with no --config or --set: its own configuration).",
+)
 @click.option(
     "--set",
     "overrides",
@@ -68,23 +72,26 @@ def print_summary(metrics: dict, out: Path) -> None:
 @click.option("--quiet", is_flag=True, help="No progress bar.")
 def optimize_command(task, config_path, epochs, out, resume, overrides, device, max_minutes, quiet):
     """Optimise a data policy by exact hypergradients and write the run into --out."""
-    from learnlaw.policy.run import optimize_policy
+    from learnlaw.policy import optimize
 
     values = dict(parse_override(o) for o in overrides)
     if epochs is not None:
         values["outer.epochs"] = epochs
     if device is not None:
         values["train.device"] = device
-    config = load_config(config_path, task, values)
+    if max_minutes is not None and not max_minutes > 0:
+        raise UserError(f"--max-minutes {max_minutes:g}: must be positive")
     out_dir = Path(out)
-    if not resume and (out_dir / "checkpoint.pt").exists():
-        raise UserError(
-            f"{out_dir} already holds a run; continue it with --resume or choose another --out"
-        )
+    if resume and config_path is None and task is None and not values:
+        from learnlaw.policy.runfolder import saved_config
+
+        config = saved_config(out_dir)  # resume exactly the run that is there
+    else:
+        config = load_config(config_path, task, values)
     try:
-        metrics = optimize_policy(
-            config,
-            out_dir,
+        result = optimize(
+            config=config,
+            out=out_dir,
             resume=resume,
             quiet=quiet,
             max_seconds=None if max_minutes is None else 60 * max_minutes,
@@ -96,33 +103,41 @@ def optimize_command(task, config_path, epochs, out, resume, overrides, device, 
             err=True,
         )
         raise SystemExit(130) from None
-    print_summary(metrics, out_dir)
+    if result.stopped_early:
+        click.echo(
+            f"stopped after outer epoch {result.history[-1]['epoch']} of {config.outer.epochs} "
+            f"(--max-minutes); the numbers below are for the run so far: continue with "
+            f"--resume --out {out_dir}"
+        )
+    print_summary(result.metrics, out_dir)
 
 
 @policy.command("evaluate")
 @click.argument("run_dir", type=click.Path())
 def evaluate_command(run_dir):
     """Retrain from theta_0 with the saved policy and recompute the metrics."""
-    import json
+    from learnlaw.policy import evaluate
+    from learnlaw.policy.runfolder import read_metrics
 
-    from learnlaw.policy.run import evaluate_run
+    metrics = evaluate(Path(run_dir))
+    saved = read_metrics(Path(run_dir))  # missing or damaged: the recomputed numbers alone
 
-    metrics = evaluate_run(Path(run_dir))
-    saved_path = Path(run_dir) / "metrics.json"
-    try:
-        saved = json.loads(saved_path.read_text()) if saved_path.exists() else {}
-    except (json.JSONDecodeError, UnicodeDecodeError):
-        saved = {}  # a damaged metrics.json: show the recomputed numbers alone
-    rows = []
-    for key in ("acceleration_ratio", "auc_ratio"):
-        rows.append((key, f"{metrics[key]:.4f}", f"{saved[key]:.4f}" if key in saved else "-"))
+    def old(value) -> str:
+        number = isinstance(value, (int, float)) and not isinstance(value, bool)
+        return f"{value:.4f}" if number else "-"
+
+    saved_cr = saved.get("compression_ratio")
+    saved_cr = saved_cr if isinstance(saved_cr, dict) else {}
+    rows = [
+        (key, f"{metrics[key]:.4f}", old(saved.get(key)))
+        for key in ("acceleration_ratio", "auc_ratio")
+    ]
     for which in ("uniform", "learned"):
-        old = saved.get("compression_ratio", {}).get(which)
         rows.append(
             (
                 f"compression_ratio.{which}",
                 f"{metrics['compression_ratio'][which]:.4f}",
-                f"{old:.4f}" if old is not None else "-",
+                old(saved_cr.get(which)),
             )
         )
     click.echo(table(rows, ("metric (test set)", "recomputed", "metrics.json")))

@@ -10,12 +10,13 @@ import numpy as np
 from learnlaw.cli.common import table, warn
 from learnlaw.cli.law import _size_option, fit_warmup
 from learnlaw.errors import UserError
-from learnlaw.files import json_line
-from learnlaw.laws import load_fit
-from learnlaw.laws.base import as_run
-from learnlaw.planning import compare_schedules, cosine_spec, sweep_wsd_fraction, wsd_spec
-from learnlaw.plots import CurvePanel, plot_predictions, plot_sweep
-from learnlaw.schedules import DECAY_SHAPES, Schedule, parse_schedule, wsd_decay_start
+from learnlaw.files import json_line, write_csv
+from learnlaw.laws import load_law
+from learnlaw.laws.evaluation import extrapolation_warning
+from learnlaw.planning import compare_schedules, optimize_schedule, predict_schedule, sweep_wsd
+from learnlaw.plots import save_figure
+from learnlaw.plots.curves import CurvePanel, plot_predictions, plot_sweep
+from learnlaw.schedules import DECAY_SHAPES, Schedule, wsd_decay_start
 
 
 @click.group()
@@ -39,20 +40,22 @@ def schedule() -> None:
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object instead of a table.")
 def compare_command(fit_file, specs, steps, model_size, plot, no_plot, as_json):
     """Predicted final loss of every schedule SPEC (best first), as a table and a plot."""
-    model = load_fit(fit_file)
-    preds = compare_schedules(model, list(specs), steps, model_size=_size_option(model_size, model))
+    model = load_law(fit_file)
+    schedules = [Schedule.parse(spec) for spec in specs]
+    comparison = compare_schedules(
+        model, schedules, steps, labels=list(specs), model_size=_size_option(model_size, model)
+    )
+    preds = comparison.predictions
     for p in preds:
-        run, s = as_run(p.schedule, p.steps[-1:])
-        message = model.fitted_range_note(run, int(s[-1]))
+        message = extrapolation_warning(model, p.schedule, p.steps[-1:])
         if message:
             warn(f"{p.label}: {message}")
-    best = min(p.final_loss for p in preds)
-    ranked = sorted(preds, key=lambda p: p.final_loss)
+    best = comparison.best.final_loss
+    ranked = comparison.ranked
     if not no_plot:
         panels = [CurvePanel(p.label, p.steps, p.losses, p.lrs) for p in preds]
-        plot_predictions(
-            panels, plot, title=f"{model.name} law: predicted curves of {len(preds)} schedules"
-        )
+        title = f"{model.name} law: predicted curves of {len(preds)} schedules"
+        save_figure(plot_predictions(panels, title=title), plot)
     if as_json:
         click.echo(
             json_line(
@@ -121,12 +124,12 @@ def sweep_command(
     fit_file, total, peak, final, shape, warmup, fractions, model_size, plot, no_plot, as_json
 ):
     """Predicted final loss of WSD schedules against the fraction of steps spent decaying."""
-    model = load_fit(fit_file)
+    model = load_law(fit_file)
     if warmup is None:
         warmup = fit_warmup(model) or 0
     if total <= warmup:
         raise UserError(f"--total {total} must exceed the warmup ({warmup} steps)")
-    rows = sweep_wsd_fraction(
+    sweep = sweep_wsd(
         model,
         total,
         peak,
@@ -136,34 +139,27 @@ def sweep_command(
         fractions=_fractions(fractions),
         model_size=_size_option(model_size, model),
     )
-    best_spec = wsd_spec(
-        total, peak, final, warmup, rows[int(np.argmin([r[1] for r in rows]))][0], shape
-    )
-    run, _ = as_run(parse_schedule(best_spec), np.array([total]))
-    message = model.fitted_range_note(run, total)
+    best = sweep.best
+    message = extrapolation_warning(model, best.schedule, np.array([total]))
     if message:
         warn(message)
-    fr = np.array([r[0] for r in rows])
-    losses = np.array([r[1] for r in rows])
-    best = int(np.argmin(losses))
     if not no_plot:
-        plot_sweep(
-            fr,
-            losses,
-            plot,
+        title = (
             f"{model.name} law: WSD ({shape} decay to {final:g}), "
-            f"{total} steps, peak {peak:g}, warmup {warmup}",
+            f"{total} steps, peak {peak:g}, warmup {warmup}"
         )
+        save_figure(plot_sweep(sweep.fractions, sweep.final_losses, title), plot)
+    pairs = list(zip(sweep.fractions.tolist(), sweep.final_losses.tolist()))
     if as_json:
         click.echo(
             json_line(
                 {
                     "warmup": warmup,
-                    "sweep": [{"decay_frac": f, "final_loss": v} for f, v in rows],
+                    "sweep": [{"decay_frac": f, "final_loss": v} for f, v in pairs],
                     "best": {
-                        "decay_frac": float(fr[best]),
-                        "final_loss": float(losses[best]),
-                        "schedule": wsd_spec(total, peak, final, warmup, float(fr[best]), shape),
+                        "decay_frac": best.fraction,
+                        "final_loss": best.final_loss,
+                        "schedule": best.schedule.spec(),
                     },
                 }
             )
@@ -174,14 +170,14 @@ def sweep_command(
             f"{100 * f:.0f}%",
             wsd_decay_start({"total": total, "decay_frac": f}),
             f"{v:.4f}",
-            "<- best" if i == best else "",
+            "<- best" if f == best.fraction else "",
         )
-        for i, (f, v) in enumerate(rows)
+        for f, v in pairs
     ]
     click.echo(table(table_rows, ("decay", "decay starts", "final loss", "best")))
     click.echo(
-        f"predicted best decay fraction: {100 * fr[best]:.0f}% (final loss {losses[best]:.4f}); "
-        f"schedule: {wsd_spec(total, peak, final, warmup, float(fr[best]), shape)}"
+        f"predicted best decay fraction: {100 * best.fraction:.0f}% (final loss "
+        f"{best.final_loss:.4f}); schedule: {best.schedule.spec()}"
     )
     if not no_plot:
         click.echo(f"wrote {plot}")
@@ -207,10 +203,7 @@ def sweep_command(
 )
 def optimize_command(fit_file, total, peak, warmup, min_lr, iterations, output, plot):
     """The schedule that minimises the law's predicted final loss (Multi-Power Law fits)."""
-    from learnlaw.files import write_csv
-    from learnlaw.planning import optimize_schedule, predict_schedule
-
-    model = load_fit(fit_file)
+    model = load_law(fit_file)
     if warmup is None:
         warmup = fit_warmup(model) or 0
     # no --model-size: only the momentum law scales with size, and it cannot design schedules
@@ -218,27 +211,23 @@ def optimize_command(fit_file, total, peak, warmup, min_lr, iterations, output, 
         model, total, peak, warmup=warmup, min_lr=min_lr, iterations=iterations
     )
     write_csv(output, ("step", "lr"), (range(len(result.lrs)), result.lrs))
-    run, _ = as_run(Schedule.from_array(result.lrs, warmup), np.array([total]))
-    message = model.fitted_range_note(run, total)
+    message = extrapolation_warning(model, result.schedule, np.array([total]))
     if message:
         warn(message)
-    cosine = cosine_spec(total, peak, min_lr, warmup)
-    sweep = sweep_wsd_fraction(model, total, peak, final=min_lr, warmup=warmup)
-    best_frac, best_wsd = min(sweep, key=lambda r: r[1])
-    wsd = wsd_spec(total, peak, min_lr, warmup, best_frac, "linear")
+    best = sweep_wsd(model, total, peak, final=min_lr, warmup=warmup).best
+    best_frac, best_wsd = best.fraction, best.final_loss
     schedules = (
-        ("optimized", Schedule.from_array(result.lrs, warmup)),
-        ("cosine", parse_schedule(cosine)),
-        (f"best WSD ({100 * best_frac:.0f}% linear decay)", parse_schedule(wsd)),
+        ("optimized", result.schedule),
+        ("cosine", Schedule.cosine(peak, total, final=min_lr, warmup=warmup)),
+        (f"best WSD ({100 * best_frac:.0f}% linear decay)", best.schedule),
     )
     panels = []
     for label, sched in schedules:
         pred = predict_schedule(model, sched, total)
         panels.append(CurvePanel(label, pred.steps, pred.losses, pred.lrs))
     plot = plot or str(Path(output).with_suffix(".png"))
-    plot_predictions(
-        panels, plot, title=f"{model.name} law: optimized schedule vs cosine and the best WSD"
-    )
+    title = f"{model.name} law: optimized schedule vs cosine and the best WSD"
+    save_figure(plot_predictions(panels, title=title), plot)
     cos_loss = panels[1].predicted[-1]
     rows = [
         ("optimized", f"{result.final_loss:.4f}", ""),

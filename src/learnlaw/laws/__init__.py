@@ -1,16 +1,18 @@
-"""Loss-curve laws behind one interface: ``Law().fit(curves)`` then ``.predict(schedule, steps)``.
+"""Loss-curve laws behind one interface: ``Law().fit(curves)`` then ``.predict(...)``.
 
-FIT.json files carry the law's name and a format version; ``load_fit`` checks both.
+A fitted law is saved as FIT.json (``law.save(path)``), a plain document with the law's name
+and a format version, and read back by ``load_law``, which validates it.
 """
 
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
+from typing import Any
 
 from learnlaw.errors import UserError
-from learnlaw.files import write_json
-from learnlaw.laws.base import FIT_FORMAT, FIT_FORMAT_VERSION, Law, Run, as_run
+from learnlaw.laws.base import FIT_FORMAT, FIT_FORMAT_VERSION, Law, LawInput, law_input, law_points
 from learnlaw.laws.momentum import MomentumLaw
 from learnlaw.laws.multipower import MultiPowerLaw
 
@@ -19,53 +21,68 @@ LAWS: dict[str, type[Law]] = {"momentum": MomentumLaw, "multipower": MultiPowerL
 __all__ = [
     "LAWS",
     "Law",
+    "LawInput",
     "MomentumLaw",
     "MultiPowerLaw",
-    "Run",
-    "as_run",
-    "load_fit",
-    "make_law",
-    "save_fit",
+    "law_from_options",
+    "law_input",
+    "law_points",
+    "load_law",
 ]
 
 
-def make_law(name: str, *, lam: str | float = "0.999", size_scaling: bool = False) -> Law:
-    """A law from command-line style options (validated here, once)."""
+def law_from_options(
+    name: str,
+    *,
+    lam: str | float = "0.999",
+    size_scaling: bool = False,
+    bootstrap: int = 0,
+    seed: int = 0,
+) -> Law:
+    """A law from command-line style options (validated here, once, naming the option)."""
     if name not in LAWS:
         raise UserError(f"--law {name!r}: expected one of {', '.join(LAWS)}")
+    if bootstrap and bootstrap < 2:
+        raise UserError(f"--bootstrap {bootstrap}: needs at least 2 replicas (or 0 for none)")
     if name == "momentum":
         if str(lam).strip().lower() == "auto":
-            return MomentumLaw(lam="auto", size_scaling=size_scaling)
-        try:
-            value = float(lam)
-        except ValueError:
-            raise UserError(f"--lambda {lam!r}: expected a number in [0, 1) or 'auto'") from None
-        if not 0 <= value < 1:
-            raise UserError(f"--lambda {lam}: must be in [0, 1)")
-        return MomentumLaw(lam=value, size_scaling=size_scaling)
-    return LAWS[name]()
+            value: str | float = "auto"
+        else:
+            try:
+                value = float(lam)
+            except ValueError:
+                raise UserError(
+                    f"--lambda {lam!r}: expected a number in [0, 1) or 'auto'"
+                ) from None
+            if not 0 <= value < 1:
+                raise UserError(f"--lambda {lam}: must be in [0, 1)")
+        return MomentumLaw(lam=value, size_scaling=size_scaling, bootstrap=bootstrap, seed=seed)
+    if size_scaling:
+        raise UserError("--size-scaling goes with --law momentum")
+    return LAWS[name](bootstrap=bootstrap, seed=seed)
 
 
-def save_fit(law: Law, path: str | Path) -> Path:
-    return write_json(path, law.to_json())
-
-
-def load_fit(path: str | Path, law: str | None = None) -> Law:
+def load_law(path: str | Path, law: str | None = None) -> Law:
     """Read a FIT.json; ``law`` names the law the caller needs (error if it is another)."""
     try:
         obj = json.loads(Path(path).read_text(encoding="utf-8"))
     except FileNotFoundError:
         raise UserError(f"{path}: no such fit file") from None
+    except IsADirectoryError:
+        raise UserError(f"{path}: is a folder, expected a fit file") from None
     except (json.JSONDecodeError, UnicodeDecodeError):
         raise UserError(
             f"{path}: not a JSON file (expected a fit written by 'learnlaw law fit')"
         ) from None
     if not isinstance(obj, dict) or obj.get("format") != FIT_FORMAT:
         raise UserError(f'{path}: not a learnlaw fit (expected "format": "{FIT_FORMAT}")')
-    if obj.get("format_version") != FIT_FORMAT_VERSION:
+    version = obj.get("format_version")
+    if version == 1:
+        obj = _from_version_1(obj)
+    elif version != FIT_FORMAT_VERSION:
         raise UserError(
-            f"{path}: fit format version {obj.get('format_version')!r}; "
-            f"this learnlaw reads version {FIT_FORMAT_VERSION}"
+            f"{path}: fit format version {version!r}; "
+            f"this learnlaw reads versions 1 and {FIT_FORMAT_VERSION}"
         )
     name = obj.get("law")
     if name not in LAWS:
@@ -73,6 +90,26 @@ def load_fit(path: str | Path, law: str | None = None) -> Law:
     if law is not None and name != law:
         raise UserError(f"{path}: a fit of the {name} law, but this needs the {law} law")
     try:
-        return LAWS[name].from_json(obj)
-    except (KeyError, TypeError, ValueError) as exc:
+        loaded = LAWS[name].from_json(obj)
+    except (KeyError, TypeError, ValueError, AttributeError) as exc:
         raise UserError(f"{path}: damaged fit file ({exc})") from None
+    bad = [k for k, v in loaded.params_.items() if not math.isfinite(v)]
+    if bad:
+        raise UserError(f"{path}: damaged fit file (parameter {bad[0]} is not a finite number)")
+    return loaded
+
+
+def _from_version_1(obj: dict[str, Any]) -> dict[str, Any]:
+    """Version 1 stored the chosen lambda as the hyper-parameter and the bootstrap refits in
+    the fit record."""
+    hyper = dict(obj.get("hyperparameters") or {})
+    fit = dict(obj.get("fit") or {})
+    replicas = (fit.pop("bootstrap", None) or {}).get("replicas") or []
+    learned = {"lam": hyper["lam"]} if "lam" in hyper else {}
+    return {
+        **obj,
+        "hyperparameters": {**hyper, "bootstrap": len(replicas)},
+        "learned": learned,
+        "bootstrap_params": replicas,
+        "fit": fit,
+    }

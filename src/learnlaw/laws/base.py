@@ -1,10 +1,17 @@
-"""What every loss-curve law shares: its inputs (per-step LR, warmup, model size), the
-estimator interface (``fit`` / ``predict``), validation at the boundary, and the JSON form."""
+"""What every loss-curve law shares: its input (the LR at every step, the warmup, the model
+size), the estimator interface (``fit`` / ``predict``), validation at the boundary, and the
+JSON form.
+
+Conventions (scikit-learn's): the constructor stores hyper-parameters and nothing else;
+``fit(curves)`` learns and returns ``self``; learned values end in ``_``; ``predict`` and
+``predict_bands`` are pure.
+"""
 
 from __future__ import annotations
 
 import time
 from dataclasses import dataclass, replace
+from pathlib import Path
 from typing import Any, ClassVar
 
 import numpy as np
@@ -15,13 +22,11 @@ from learnlaw.laws.metrics import curve_metrics
 from learnlaw.schedules import Schedule
 
 FIT_FORMAT = "learnlaw.fit"
-FIT_FORMAT_VERSION = 1
-# Predicting 3x past the fitted steps is the published use (fit 20-24K, predict 60-72K); warn beyond.
-EXTRAPOLATION_WARNING = 3.5
+FIT_FORMAT_VERSION = 2
 
 
 @dataclass
-class Run:
+class LawInput:
     """What a law sees of one run: the LR at every step 0..S, the warmup length, the size."""
 
     lrs: np.ndarray
@@ -40,43 +45,66 @@ class Run:
         eta[: self.warmup] = self.peak
         return eta
 
+    def forward_area_to(self, last_step: int) -> float:
+        """S1 at ``last_step`` with warmup counted at the peak."""
+        return float(np.sum(self.lrs_warmup_at_peak()[1 : last_step + 1]))
+
 
 def forward_area(eta: np.ndarray) -> np.ndarray:
     """S1(s) = sum_{i=1..s} eta_i for every s = 0..len-1 (the area under the LR curve)."""
     return np.concatenate([[0.0], np.cumsum(eta[1:])])
 
 
-def as_run(
-    target: LossCurve | Schedule | Run,
+def first_law_step(warmup: int) -> int:
+    """The first step a law speaks about: after the warmup, and never step 0."""
+    return max(int(warmup), 1)
+
+
+def law_input(
+    target: LossCurve | Schedule | LawInput,
     steps: np.ndarray | None = None,
     *,
     warmup_steps: int | None = None,
     model_size: float | None = None,
-) -> tuple[Run, np.ndarray]:
-    """Turn a curve, a schedule or a run into ``(Run, steps)`` covering every requested step."""
+) -> tuple[LawInput, np.ndarray]:
+    """Turn a curve, a schedule or a law input into ``(LawInput, steps)``.
+
+    Default steps: a curve's logged steps; a schedule's every step from the end of its warmup
+    to its total."""
+    if isinstance(target, LawInput):
+        if steps is None:
+            steps = np.arange(first_law_step(target.warmup), len(target.lrs))
+        steps = np.asarray(steps, dtype=np.int64)
+        if len(steps) and int(steps.max()) >= len(target.lrs):
+            raise ValueError("the law input's LR array does not reach the last requested step")
+        return target, steps
     if isinstance(target, LossCurve):
         steps = target.steps if steps is None else np.asarray(steps, dtype=np.int64)
         schedule, name = target.schedule, target.name
         warmup = target.warmup_steps if warmup_steps is None else warmup_steps
         size = target.model_size if model_size is None else model_size
     elif isinstance(target, Schedule):
-        if steps is None:
-            raise ValueError("predicting a schedule needs the steps to predict at")
-        steps = np.asarray(steps, dtype=np.int64)
         schedule, name = target, ""
         warmup = target.warmup if warmup_steps is None else warmup_steps
+        if steps is None:
+            if target.total is None:
+                raise UserError(
+                    "this schedule has no total: give the steps to predict at "
+                    "(law.predict(schedule, steps))"
+                )
+            steps = np.arange(first_law_step(warmup), target.total + 1)
+        steps = np.asarray(steps, dtype=np.int64)
         size = model_size
     else:
-        steps = np.asarray(steps, dtype=np.int64)
-        if int(steps.max()) >= len(target.lrs):
-            raise ValueError("the run's LR array does not reach the last requested step")
-        return target, steps
+        raise TypeError(
+            f"a law predicts a LossCurve, a Schedule or a LawInput, not {type(target).__name__}"
+        )
     if schedule is None:
         raise UserError(f"{name or 'curve'}: no learning-rate schedule known")
     if len(steps) == 0:
         raise UserError(f"{name or 'curve'}: no steps to predict")
     n = int(steps.max()) + 1
-    return Run(schedule.values(max(n, warmup + 1)), warmup, size, name), steps
+    return LawInput(schedule.values(max(n, warmup + 1)), warmup, size, name), steps
 
 
 def law_points(curve: LossCurve) -> LossCurve:
@@ -85,7 +113,7 @@ def law_points(curve: LossCurve) -> LossCurve:
     Fitting and every score (predict, plots, compare, benchmarks) use the same points, so a
     log that starts at step 0 or inside the warmup fits and scores without an error.
     """
-    keep = curve.steps >= max(curve.warmup_steps, 1)
+    keep = curve.steps >= first_law_step(curve.warmup_steps)
     if not keep.any():
         raise UserError(
             f"{curve.name or 'curve'}: every logged point is at step 0 or inside the warmup "
@@ -103,32 +131,46 @@ def law_points(curve: LossCurve) -> LossCurve:
 
 
 class Law:
-    """Base class of the laws: hyper-parameters in ``__init__``, learned values end in ``_``.
+    """Base class of the laws.
 
-    Subclasses define ``name``, ``param_names``, ``n_params()``, ``_fit(runs, steps, losses)``
-    (returning the parameter dict and the objective) and ``_predict(run, steps)``.
+    Subclasses define ``name``, ``param_names``, ``hyperparameters()``, ``_fit(inputs, steps,
+    losses, start)`` (returning the parameter dict and the objective) and ``_predict(params,
+    inp, steps)``; they may learn more than ``params_`` (``learned()`` lists it for saving).
     """
 
     name: ClassVar[str]
     param_names: ClassVar[tuple[str, ...]]
 
+    bootstrap: int
+    seed: int
+
     params_: dict[str, float]
     fit_info_: dict[str, Any]
+    bootstrap_params_: list[dict[str, float]]
 
     def hyperparameters(self) -> dict[str, Any]:
         raise NotImplementedError
 
-    def n_params(self) -> int:
-        return len(self.param_names)
+    def active_param_names(self) -> tuple[str, ...]:
+        return self.param_names
 
-    # ---- public API -----------------------------------------------------------------------
+    def n_params(self) -> int:
+        return len(self.active_param_names())
+
+    def __repr__(self) -> str:
+        args = ", ".join(f"{k}={v!r}" for k, v in self.hyperparameters().items())
+        return f"{type(self).__name__}({args})"
+
+    # ---- fitting ---------------------------------------------------------------------------
     def fit(self, curves: list[LossCurve], start: dict[str, float] | None = None) -> Law:
         """Fit jointly to every curve (equal weight per logged point); returns self.
 
-        ``start`` (parameters, e.g. a previous fit's ``params_``) replaces the grid of starting
-        points by one warm start; a momentum law then keeps its lambda (set ``lam`` to a number).
+        Only the points a law speaks about are fitted (see ``law_points``). ``start``
+        (parameters, e.g. another fit's ``params_``) replaces the grid of starting points by
+        one warm start. With ``bootstrap=N`` the law is also refitted on N resamplings of the
+        points (``bootstrap_params_``, used by ``predict_bands``).
         """
-        runs, steps, losses, notes = self.fit_points(curves)
+        inputs, steps, losses, notes = self._fit_points(curves)
         total = sum(len(s) for s in steps)
         if total <= self.n_params():
             raise UserError(
@@ -136,11 +178,11 @@ class Law:
                 "parameters: fit on more points"
             )
         began = time.perf_counter()
-        self.params_, objective = self._fit(runs, steps, losses, start=start)
+        self.params_, objective = self._fit(inputs, steps, losses, start=start)
         seconds = time.perf_counter() - began
         per_curve = []
-        for c, run, s, y in zip(curves, runs, steps, losses):
-            m = curve_metrics(self._predict(run, s), y)
+        for c, inp, s, y in zip(curves, inputs, steps, losses):
+            m = curve_metrics(self._predict(self.params_, inp, s), y)
             per_curve.append(
                 {
                     "name": c.name,
@@ -148,8 +190,8 @@ class Law:
                     "first_step": int(s[0]),
                     "last_step": int(s[-1]),
                     "points": len(s),
-                    "warmup_steps": run.warmup,
-                    "model_size": run.model_size,
+                    "warmup_steps": inp.warmup,
+                    "model_size": inp.model_size,
                     "pred_error": m["pred_error"],
                     "r2": m["r2"],
                 }
@@ -161,145 +203,172 @@ class Law:
             "seconds": seconds,
             "max_fitted_step": max(int(s[-1]) for s in steps),
             "max_fitted_area": max(
-                float(np.sum(r.lrs_warmup_at_peak()[1 : s[-1] + 1])) for r, s in zip(runs, steps)
+                inp.forward_area_to(int(s[-1])) for inp, s in zip(inputs, steps)
             ),
         }
+        self.bootstrap_params_ = self._bootstrap(inputs, steps, losses) if self.bootstrap else []
         return self
 
-    def fit_points(self, curves: list[LossCurve]):
-        """(runs, steps, losses, notes) of the points a fit uses (see ``law_points``)."""
+    def _fit_points(self, curves: list[LossCurve]):
+        """(inputs, steps, losses, notes) of the points a fit uses (see ``law_points``)."""
         if not curves:
             raise UserError("no curves to fit")
-        runs, steps, losses, notes = [], [], [], []
+        inputs, steps, losses, notes = [], [], [], []
         for c in curves:
             kept = law_points(c)
             notes.extend(kept.notes[len(c.notes) :])
-            run, s = as_run(kept)
-            self._check_run(run, s)
-            runs.append(run)
+            inp, s = law_input(kept)
+            self._check_input(inp, s)
+            inputs.append(inp)
             steps.append(s)
             losses.append(kept.losses)
-        sizes = {r.model_size for r in runs if r.model_size}
+        sizes = {inp.model_size for inp in inputs if inp.model_size}
         if len(sizes) > 1 and not getattr(self, "size_scaling", False):
             notes.append(
                 f"curves of {len(sizes)} model sizes are fitted by one size-free {self.name} law"
             )
-        return runs, steps, losses, notes
+        return inputs, steps, losses, notes
 
-    def bootstrap(self, curves: list[LossCurve], replicas: int, seed: int = 0) -> Law:
-        """Refit on ``replicas`` resamplings of the fitted points (drawn with replacement within
-        each curve), warm-started from the fit; the parameter sets go into ``fit_info_``."""
-        self._require_fitted()
-        if replicas < 2:
-            raise UserError(f"--bootstrap {replicas}: needs at least 2 replicas")
-        rng = np.random.default_rng(seed)
-        runs, steps, losses, _ = self.fit_points(curves)
+    def _bootstrap(self, inputs, steps, losses) -> list[dict[str, float]]:
+        """Refits on resamplings of the fitted points (drawn with replacement within each
+        curve), warm-started from the fit."""
+        if self.bootstrap < 2:
+            raise UserError(f"bootstrap={self.bootstrap}: needs at least 2 replicas (or 0)")
+        rng = np.random.default_rng(self.seed)
         sets = []
-        for _ in range(replicas):
+        for _ in range(self.bootstrap):
             picks = [np.sort(rng.integers(0, len(s), len(s))) for s in steps]
             params, _ = self._fit(
-                runs,
+                inputs,
                 [s[i] for s, i in zip(steps, picks)],
                 [y[i] for y, i in zip(losses, picks)],
                 start=self.params_,
             )
             sets.append(params)
-        self.fit_info_["bootstrap"] = {
-            "replicas": sets,
-            "seed": seed,
-            "method": "pairs bootstrap of the fitted points within each curve",
-        }
-        return self
+        return sets
 
-    def predict_bands(
-        self, target, steps=None, *, level: float = 0.9, **kwargs
-    ) -> tuple[np.ndarray, np.ndarray]:
-        """The central ``level`` band of the bootstrap replicas' predictions (needs ``bootstrap``)."""
-        sets = getattr(self, "fit_info_", {}).get("bootstrap", {}).get("replicas")
-        if not sets:
-            raise UserError(
-                "this fit has no bootstrap replicas; refit with 'learnlaw law fit --bootstrap N'"
-            )
-        fitted = self.params_
-        try:
-            preds = []
-            for params in sets:
-                self.params_ = params
-                preds.append(self.predict(target, steps, **kwargs))
-        finally:
-            self.params_ = fitted
-        tail = 100 * (1 - level) / 2
-        return np.percentile(preds, tail, axis=0), np.percentile(preds, 100 - tail, axis=0)
-
+    # ---- prediction ------------------------------------------------------------------------
     def predict(
         self,
-        target: LossCurve | Schedule | Run,
+        target: LossCurve | Schedule | LawInput,
         steps: np.ndarray | None = None,
         *,
         warmup_steps: int | None = None,
         model_size: float | None = None,
     ) -> np.ndarray:
-        """Predicted loss at ``steps`` (a curve's own steps by default) under its schedule."""
-        self._require_fitted()
-        run, steps = as_run(target, steps, warmup_steps=warmup_steps, model_size=model_size)
-        self._check_run(run, steps)
-        return self._predict(run, steps)
+        """Predicted loss.
+
+        - ``predict(curve)``: at the curve's logged steps, NaN at step 0 and inside the warmup
+          (no law describes them; ``law_points(curve)`` gives the points with a prediction);
+        - ``predict(schedule, steps)``: at the given steps (>= 1);
+        - ``predict(schedule)``: at every step from the end of the warmup to the schedule's
+          total (``learnlaw.planning.predict_schedule`` returns those steps with the losses).
+        """
+        return self._predict_checked(self.params_fitted(), target, steps, warmup_steps, model_size)
+
+    def predict_bands(
+        self,
+        target: LossCurve | Schedule | LawInput,
+        steps: np.ndarray | None = None,
+        *,
+        level: float = 0.9,
+        warmup_steps: int | None = None,
+        model_size: float | None = None,
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """The central ``level`` band of the bootstrap refits' predictions (fit with
+        ``bootstrap=N``): parameter uncertainty, not the run-to-run noise of the loss."""
+        self.params_fitted()
+        if not getattr(self, "bootstrap_params_", None):
+            raise UserError(
+                "this fit has no bootstrap replicas; fit with bootstrap=N "
+                "('learnlaw law fit --bootstrap N')"
+            )
+        if not 0 < level < 1:
+            raise UserError(f"level {level}: must be in (0, 1)")
+        preds = [
+            self._predict_checked(p, target, steps, warmup_steps, model_size)
+            for p in self.bootstrap_params_
+        ]
+        tail = 100 * (1 - level) / 2
+        return np.percentile(preds, tail, axis=0), np.percentile(preds, 100 - tail, axis=0)
+
+    def _predict_checked(self, params, target, steps, warmup_steps, model_size) -> np.ndarray:
+        inp, steps = law_input(target, steps, warmup_steps=warmup_steps, model_size=model_size)
+        if isinstance(target, LossCurve):
+            # the curve's own steps: NaN where no law speaks (step 0, inside the warmup)
+            inside = steps >= first_law_step(inp.warmup)
+            out = np.full(len(steps), np.nan)
+            if inside.any():
+                self._check_input(inp, steps[inside])
+                out[inside] = self._predict(params, inp, steps[inside])
+            return out
+        self._check_input(inp, steps)
+        return self._predict(params, inp, steps)
+
+    def params_fitted(self) -> dict[str, float]:
+        if not hasattr(self, "params_"):
+            raise RuntimeError(f"this {self.name} law has not been fitted: call fit(curves)")
+        return self.params_
 
     # ---- validation -----------------------------------------------------------------------
-    def _check_run(self, run: Run, steps: np.ndarray) -> None:
-        label = run.name or "schedule"
+    def _check_input(self, inp: LawInput, steps: np.ndarray) -> None:
+        label = inp.name or "schedule"
         if np.any(steps < 1):
             raise UserError(f"{label}: the laws need steps >= 1 (found step {int(steps.min())})")
-        eta = run.lrs_warmup_at_peak()[: int(steps.max()) + 1]
-        if not run.peak > 0:
+        eta = inp.lrs_warmup_at_peak()[: int(steps.max()) + 1]
+        if not inp.peak > 0:
             raise UserError(
-                f"{label}: the learning rate after warmup must be positive, got {run.peak:g}"
+                f"{label}: the learning rate after warmup must be positive, got {inp.peak:g}"
             )
         if np.any(eta < 0):
             bad = int(np.argmax(eta < 0))
             raise UserError(f"{label}: step {bad}: negative learning rate {eta[bad]:g}")
 
-    def _require_fitted(self) -> None:
-        if not hasattr(self, "params_"):
-            raise RuntimeError(f"this {self.name} law has not been fitted")
+    # ---- subclass hooks ----------------------------------------------------------------------
+    def _fit(self, inputs, steps, losses, start=None) -> tuple[dict[str, float], float]:
+        raise NotImplementedError
+
+    def _predict(self, params: dict[str, float], inp: LawInput, steps: np.ndarray) -> np.ndarray:
+        raise NotImplementedError
+
+    def learned(self) -> dict[str, Any]:
+        """Learned values besides ``params_`` (saved with the law; e.g. the chosen lambda)."""
+        return {}
+
+    def _set_learned(self, values: dict[str, Any]) -> None:
+        """Restore ``learned()`` from a saved law."""
 
     # ---- JSON -------------------------------------------------------------------------------
     def to_json(self) -> dict[str, Any]:
         from learnlaw.files import versions
 
-        self._require_fitted()
+        self.params_fitted()
         return {
             "format": FIT_FORMAT,
             "format_version": FIT_FORMAT_VERSION,
             "law": self.name,
             "hyperparameters": self.hyperparameters(),
             "params": {k: float(v) for k, v in self.params_.items()},
+            "learned": self.learned(),
+            "bootstrap_params": self.bootstrap_params_,
             "fit": self.fit_info_,
             "versions": versions(),
         }
+
+    def save(self, path: str | Path) -> Path:
+        """Write the fitted law as FIT.json (read it back with ``learnlaw.load_law``)."""
+        from learnlaw.files import write_json
+
+        return write_json(path, self.to_json())
 
     @classmethod
     def from_json(cls, obj: dict[str, Any]) -> Law:
         law = cls(**obj["hyperparameters"])
         law.params_ = {k: float(obj["params"][k]) for k in law.active_param_names()}
-        law.fit_info_ = obj.get("fit", {})
+        law._set_learned(obj.get("learned") or {})
+        law.bootstrap_params_ = [
+            {k: float(p[k]) for k in law.active_param_names()}
+            for p in obj.get("bootstrap_params") or []
+        ]
+        law.fit_info_ = obj.get("fit") or {}
         return law
-
-    def active_param_names(self) -> tuple[str, ...]:
-        return self.param_names
-
-    def fitted_range_note(self, run: Run, last_step: int) -> str | None:
-        """A warning when a prediction reaches far beyond the fitted steps, else None."""
-        info = getattr(self, "fit_info_", {})
-        fitted = info.get("max_fitted_step")
-        if not fitted:
-            return None
-        area = float(np.sum(run.lrs_warmup_at_peak()[1 : last_step + 1]))
-        fitted_area = info.get("max_fitted_area") or area
-        ratio = max(last_step / fitted, area / fitted_area)
-        if ratio <= EXTRAPOLATION_WARNING:
-            return None
-        return (
-            f"predicting to step {last_step}, {ratio:.1f}x beyond the longest fitted run "
-            f"(step {fitted}); treat the prediction as an extrapolation"
-        )

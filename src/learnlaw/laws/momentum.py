@@ -17,7 +17,7 @@ import numpy as np
 from scipy.signal import lfilter
 
 from learnlaw.errors import UserError
-from learnlaw.laws.base import Law, Run, forward_area
+from learnlaw.laws.base import Law, LawInput, forward_area
 from learnlaw.laws.fitting import DEFAULT_DELTA, FitResult, minimize_multistart
 
 DEFAULT_LAMBDA = 0.999
@@ -38,7 +38,8 @@ def annealing_area(eta: np.ndarray, lam: float) -> np.ndarray:
 class MomentumLaw(Law):
     """``MomentumLaw(lam=0.999).fit(curves).predict(schedule, steps)``.
 
-    ``lam="auto"`` picks lambda from ``LAMBDA_GRID`` by the fit objective.
+    ``lam="auto"`` picks lambda from ``LAMBDA_GRID`` by the fit objective; the lambda used is
+    ``lam_`` (``lam`` itself stays as given).
     """
 
     name = "momentum"
@@ -51,14 +52,29 @@ class MomentumLaw(Law):
         lam: float | str = DEFAULT_LAMBDA,
         size_scaling: bool = False,
         delta: float = DEFAULT_DELTA,
+        bootstrap: int = 0,
+        seed: int = 0,
     ) -> None:
         self.lam = lam
         self.size_scaling = size_scaling
         self.delta = delta
+        self.bootstrap = bootstrap
+        self.seed = seed
 
     def hyperparameters(self) -> dict[str, Any]:
-        lam = getattr(self, "lam_", self.lam)
-        return {"lam": lam, "size_scaling": self.size_scaling, "delta": self.delta}
+        return {
+            "lam": self.lam,
+            "size_scaling": self.size_scaling,
+            "delta": self.delta,
+            "bootstrap": self.bootstrap,
+            "seed": self.seed,
+        }
+
+    def learned(self) -> dict[str, Any]:
+        return {"lam": self.lam_}
+
+    def _set_learned(self, values: dict[str, Any]) -> None:
+        self.lam_ = float(values["lam"])
 
     def active_param_names(self) -> tuple[str, ...]:
         return self.size_names if self.size_scaling else self.base_names
@@ -67,12 +83,12 @@ class MomentumLaw(Law):
         return len(self.active_param_names())
 
     # ---- the formula ------------------------------------------------------------------------
-    def features(self, run: Run, steps: np.ndarray, lam: float) -> np.ndarray:
+    def features(self, inp: LawInput, steps: np.ndarray, lam: float) -> np.ndarray:
         """Columns S1, S2, N/1e8 at the given steps."""
-        eta = run.lrs_warmup_at_peak()[: int(steps.max()) + 1]
+        eta = inp.lrs_warmup_at_peak()[: int(steps.max()) + 1]
         s1 = forward_area(eta)[steps]
         s2 = annealing_area(eta, lam)[steps]
-        size = (run.model_size or np.nan) / SIZE_UNIT
+        size = (inp.model_size or np.nan) / SIZE_UNIT
         return np.stack([s1, s2, np.full(len(steps), size)], axis=1)
 
     @staticmethod
@@ -96,11 +112,11 @@ class MomentumLaw(Law):
     # ---- fitting ----------------------------------------------------------------------------
     def _fit(self, runs, steps, losses, start=None):
         if start is not None:  # a warm start: lambda and the starting point fixed
-            if not hasattr(self, "lam_"):
-                if self.lam == "auto":
-                    raise UserError("a warm-started momentum law needs a numeric lambda")
-                self.lam_ = float(self.lam)
-            x = np.concatenate([self.features(r, s, self.lam_) for r, s in zip(runs, steps)])
+            if self.lam == "auto" and not hasattr(self, "lam_"):
+                raise UserError("a warm-started momentum law needs a numeric lambda")
+            lam = self.lam_ if self.lam == "auto" else float(self.lam)
+            self.lam_ = lam
+            x = np.concatenate([self.features(r, s, lam) for r, s in zip(runs, steps)])
             names = self.active_param_names()
             result = minimize_multistart(
                 lambda p: self.formula(p, x),
@@ -159,16 +175,10 @@ class MomentumLaw(Law):
     def _bounds(self) -> list[tuple[float | None, float | None]]:
         return SIZE_BOUNDS if self.size_scaling else SIZE_FREE_BOUNDS
 
-    def _predict(self, run: Run, steps: np.ndarray) -> np.ndarray:
-        if self.size_scaling and not run.model_size:
+    def _predict(self, params, inp: LawInput, steps: np.ndarray) -> np.ndarray:
+        if self.size_scaling and not inp.model_size:
             raise UserError(
-                f"{run.name or 'schedule'}: this fit uses model size; give one (--model-size)"
+                f"{inp.name or 'schedule'}: this fit uses model size; give one (--model-size)"
             )
-        p = np.array([self.params_[k] for k in self.active_param_names()])
-        return self.formula(p, self.features(run, steps, self.lam_))[0]
-
-    @classmethod
-    def from_json(cls, obj: dict[str, Any]) -> MomentumLaw:
-        law = super().from_json(obj)
-        law.lam_ = float(obj["hyperparameters"]["lam"])
-        return law
+        p = np.array([params[k] for k in self.active_param_names()])
+        return self.formula(p, self.features(inp, steps, self.lam_))[0]

@@ -26,7 +26,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from learnlaw.laws.base import Law, Run, forward_area
+from learnlaw.laws.base import Law, LawInput, forward_area
 from learnlaw.laws.fitting import (
     DEFAULT_DELTA,
     FitResult,
@@ -64,7 +64,7 @@ class DropTerms:
     n_points: int
 
 
-def post_warmup(run: Run, steps: np.ndarray) -> tuple[np.ndarray, np.ndarray, float]:
+def post_warmup(run: LawInput, steps: np.ndarray) -> tuple[np.ndarray, np.ndarray, float]:
     """(eta after warmup: eta[0] = peak, ..., t per requested step, S_W)."""
     w = run.warmup
     eta = run.lrs[w:].astype(float)
@@ -72,7 +72,7 @@ def post_warmup(run: Run, steps: np.ndarray) -> tuple[np.ndarray, np.ndarray, fl
     return eta, t, 0.5 * run.peak * w
 
 
-def drop_terms(run: Run, steps: np.ndarray, block_growth: float = 0.0) -> DropTerms:
+def drop_terms(run: LawInput, steps: np.ndarray, block_growth: float = 0.0) -> DropTerms:
     """The LD terms at ``steps``: exact (``block_growth=0``) or in growing blocks."""
     eta, t, s_w = post_warmup(run, steps)
     n = int(t.max()) + 1
@@ -149,11 +149,15 @@ class MultiPowerLaw(Law):
         block_growth: float = 0.05,
         adam_steps: int = 1500,
         polish: bool = True,
+        bootstrap: int = 0,
+        seed: int = 0,
     ) -> None:
         self.delta = delta
         self.block_growth = block_growth
         self.adam_steps = adam_steps
         self.polish = polish
+        self.bootstrap = bootstrap
+        self.seed = seed
 
     def hyperparameters(self) -> dict[str, Any]:
         return {
@@ -161,6 +165,8 @@ class MultiPowerLaw(Law):
             "block_growth": self.block_growth,
             "adam_steps": self.adam_steps,
             "polish": self.polish,
+            "bootstrap": self.bootstrap,
+            "seed": self.seed,
         }
 
     def _fit(self, runs, steps, losses, start=None):
@@ -239,8 +245,8 @@ class MultiPowerLaw(Law):
         g = 1.0 - (c * eta[1:].clamp_min(ETA_FLOOR) ** (-gamma) * area + 1.0) ** (-beta)
         return l0 + a * s1 ** (-alpha) - b * (drops * g).sum()
 
-    def _predict(self, run: Run, steps: np.ndarray) -> np.ndarray:
-        p = torch.tensor([self.params_[k] for k in PARAMS], dtype=torch.float64)
+    def _predict(self, params, run: LawInput, steps: np.ndarray) -> np.ndarray:
+        p = torch.tensor([params[k] for k in PARAMS], dtype=torch.float64)
         out = np.empty(len(steps))
         order = np.argsort(steps)
         for chunk in np.array_split(
@@ -263,7 +269,7 @@ def _concat(blocks: list[DropTerms]) -> DropTerms:
     )
 
 
-def _schedule_of(run: Run):
+def _schedule_of(run: LawInput):
     from learnlaw.schedules import Schedule
 
     return Schedule.from_array(run.lrs, run.warmup)  # the warmup is known: no re-detection

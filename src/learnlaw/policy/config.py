@@ -1,7 +1,7 @@
 """Configuration of a policy-optimisation run: TOML in, validated dataclasses, JSON out.
 
-    task = "perceptron"        # which task; its options go in the section of the same name
-    seed = 0
+    task = "perceptron"        # a built-in task or "package.module:Class"; its options go in
+    seed = 0                   #   the section named after the task (the class's ``name``)
     [train]                    # the inner run
     steps = 2000               # T
     lr = 0.1                   # eta
@@ -22,6 +22,7 @@ from typing import Any
 
 from learnlaw.errors import UserError
 from learnlaw.policy.outer import OuterConfig
+from learnlaw.tasks.registry import task_class
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -55,15 +56,11 @@ class TrainConfig:
             raise UserError(f"train.device = {self.device!r}: expected cpu, cuda or cuda:N")
 
 
-def _task_configs() -> dict[str, type]:
-    from learnlaw.tasks.lm import LMConfig
-    from learnlaw.tasks.perceptron import PerceptronConfig
-
-    return {"perceptron": PerceptronConfig, "lm": LMConfig}
-
-
 @dataclass
-class RunConfig:
+class PolicyConfig:
+    """Everything a policy run is made of but the task's data: the inner run, the outer
+    optimiser, the seed, and (for a task built from the config) its name and options."""
+
     task: str = "perceptron"
     seed: int = 0
     train: TrainConfig = field(default_factory=TrainConfig)
@@ -72,17 +69,20 @@ class RunConfig:
 
     def validate(self) -> None:
         self.train.validate()
-        self.task_options.validate()
+        if self.task_options is not None:
+            self.task_options.validate()
         self.outer.validate()
 
+    def section(self) -> str:
+        """The name of the task options' section (the task class's ``name``)."""
+        return task_class(self.task).name if self.task_options is not None else "task_options"
+
     def to_json(self) -> dict[str, Any]:
-        return {
-            "task": self.task,
-            "seed": self.seed,
-            "train": asdict(self.train),
-            self.task: asdict(self.task_options),
-            "outer": asdict(self.outer),
-        }
+        out = {"task": self.task, "seed": self.seed, "train": asdict(self.train)}
+        if self.task_options is not None:
+            out[self.section()] = asdict(self.task_options)
+        out["outer"] = asdict(self.outer)
+        return out
 
 
 MIXED_TYPE_KEYS = {"outer.lr"}  # a number or "auto"; OuterConfig.validate checks it
@@ -131,7 +131,7 @@ def builtin_config_path(name: str) -> Path | None:
 
 def load_config(
     path: str | Path | None, task: str | None = None, overrides: dict[str, Any] | None = None
-) -> RunConfig:
+) -> PolicyConfig:
     """Read a TOML file (or a built-in config name), apply overrides, validate."""
     raw: dict[str, Any] = {}
     where = "defaults"
@@ -152,10 +152,10 @@ def load_config(
     name = task or raw.get("task", "perceptron")
     if task is not None and raw.get("task", task) != task:
         raise UserError(f"{where}: is for task {raw['task']!r}, not {task!r}")
-    task_configs = _task_configs()
-    if name not in task_configs:
-        raise UserError(f"unknown task {name!r}; expected one of {', '.join(task_configs)}")
-    allowed = {"task", "seed", "train", "outer", name}
+    if not isinstance(name, str):
+        raise UserError(f"{where}: task = {name!r}: expected a string")
+    cls = task_class(name)
+    allowed = {"task", "seed", "train", "outer", cls.name}
     unknown = [k for k in raw if k not in allowed]
     if unknown:
         raise UserError(
@@ -164,25 +164,30 @@ def load_config(
     seed = raw.get("seed", 0)
     if isinstance(seed, bool) or not isinstance(seed, int):
         raise UserError(f"{where}: seed = {seed!r}: expected an integer")
-    config = RunConfig(
+    if cls.Config is None and cls.name in raw:
+        raise UserError(f"{where}: task {name!r} takes no options, but [{cls.name}] is given")
+    config = PolicyConfig(
         task=name,
         seed=seed,
         train=_fill(TrainConfig, raw.get("train", {}), where, "train"),
-        task_options=_fill(task_configs[name], raw.get(name, {}), where, name),
+        task_options=None
+        if cls.Config is None
+        else _fill(cls.Config, raw.get(cls.name, {}), where, cls.name),
         outer=_fill(OuterConfig, raw.get("outer", {}), where, "outer"),
     )
     config.validate()
     return config
 
 
-def config_from_json(obj: dict[str, Any]) -> RunConfig:
-    """The inverse of ``RunConfig.to_json`` (for evaluate and resume)."""
+def config_from_json(obj: dict[str, Any]) -> PolicyConfig:
+    """The inverse of ``PolicyConfig.to_json`` (for evaluate, resume and analyze)."""
     name = obj["task"]
-    config = RunConfig(
+    cls = task_class(name)
+    config = PolicyConfig(
         task=name,
         seed=obj["seed"],
         train=TrainConfig(**obj["train"]),
-        task_options=_task_configs()[name](**obj[name]),
+        task_options=None if cls.Config is None else cls.Config(**obj[cls.name]),
         outer=OuterConfig(**obj["outer"]),
     )
     config.validate()  # e.g. a run made on a GPU, read on a machine without one

@@ -23,7 +23,7 @@ import numpy as np
 import torch
 
 from learnlaw.errors import UserError
-from learnlaw.tasks.base import FunctionalTask
+from learnlaw.tasks.base import Task
 
 
 class DivergenceError(UserError):
@@ -76,7 +76,7 @@ def _check_finite(x: torch.Tensor, what: str, step: int) -> None:
 
 
 def run_policy(
-    task: FunctionalTask,
+    task: Task,
     policy: Policy,
     eta: float,
     steps: int,
@@ -117,7 +117,7 @@ def default_checkpoint_every(steps: int) -> int:
 
 
 def hypergradient(
-    task: FunctionalTask,
+    task: Task,
     policy: Policy,
     eta: float,
     steps: int,

@@ -18,12 +18,21 @@ under one step size for the whole policy the late rows barely move. Row scaling 
 as fast as the early rows: the policy then converges towards the optimum of the objective
 set everywhere, which is what the Learning Law describes, at the price of fitting that set's
 idiosyncrasies (see docs/perceptron-configs.md).
+
+The optimiser is an ``init`` / ``update`` pair of pure functions over explicit state (optax's
+form): ``simplex_optimizer(config)`` takes the steps above; ``backtracking(inner)`` wraps any
+optimiser so that a step that raised the objective is retried from the last accepted policy at
+half the step; ``lowest(...)`` tracks the epoch with the smallest value of a score (the kept
+policy on the select set; the lowest objective). States are plain dicts of numbers and
+tensors, so a checkpoint can store them without pickles.
 """
 
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any, NamedTuple
 
 import torch
 
@@ -123,3 +132,101 @@ def outer_step(
     change = torch.where(centred == 0, 0.0, step * centred).clamp(-limit, limit)
     logits = torch.log(weights.clamp_min(floor)) - change
     return torch.softmax(logits, dim=1), reported
+
+
+# ---- init / update pairs ---------------------------------------------------------------------
+State = dict[str, Any]
+
+
+class Optimizer(NamedTuple):
+    """``init(weights) -> state``; ``update(grads, state, weights, *, objective) -> (weights,
+    state)``: the policy after one outer step from ``weights`` with hypergradient ``grads``."""
+
+    init: Callable[[torch.Tensor], State]
+    update: Callable[..., tuple[torch.Tensor, State]]
+
+
+def simplex_optimizer(config: OuterConfig) -> Optimizer:
+    """Projected or exponentiated gradient steps (``config.method``) that decay over the
+    epochs; the base step is calibrated on the first update when ``config.lr`` is "auto"."""
+
+    def init(weights: torch.Tensor) -> State:
+        return {"epoch": 0, "base_step": None, "step_size": None}
+
+    def update(grads, state, weights, *, objective=None, step_scale: float = 1.0):
+        base = state["base_step"]
+        if base is None:
+            base = calibrate_base_step(weights, grads, config)
+        new, size = outer_step(weights, grads, state["epoch"], config, base * step_scale)
+        return new, {"epoch": state["epoch"] + 1, "base_step": base, "step_size": size}
+
+    return Optimizer(init, update)
+
+
+def backtracking(inner: Optimizer) -> Optimizer:
+    """Retry a step that made the objective worse from the last accepted policy; every
+    rejected step so far halves the step."""
+
+    def init(weights: torch.Tensor) -> State:
+        return {
+            "inner": inner.init(weights),
+            "accepted": None,
+            "rejected": 0,
+            "last_rejected": False,
+        }
+
+    def update(grads, state, weights, *, objective: float):
+        accepted = state["accepted"]
+        rejected = accepted is not None and objective > accepted["objective"]
+        if rejected:
+            weights, grads = accepted["weights"], accepted["grads"]
+        else:
+            accepted = {"objective": objective, "weights": weights, "grads": grads}
+        count = state["rejected"] + rejected
+        new, inner_state = inner.update(
+            grads, state["inner"], weights, objective=objective, step_scale=0.5**count
+        )
+        return new, {
+            "inner": inner_state,
+            "accepted": accepted,
+            "rejected": count,
+            "last_rejected": rejected,
+        }
+
+    return Optimizer(init, update)
+
+
+def make_optimizer(config: OuterConfig) -> Optimizer:
+    base = simplex_optimizer(config)
+    return backtracking(base) if config.backtrack else base
+
+
+def step_size(state: State) -> float | None:
+    """The step size of the last update, whatever wrappers the optimiser has."""
+    while "inner" in state:
+        state = state["inner"]
+    return state["step_size"]
+
+
+class Tracker(NamedTuple):
+    """``init() -> state``; ``update(state, epoch, value, weights, **extra) -> state``."""
+
+    init: Callable[[], State]
+    update: Callable[..., State]
+
+
+def lowest() -> Tracker:
+    """The epoch with the smallest value so far, its weights and anything passed with them.
+
+    Policies are replaced by every outer step, never changed in place, so the tracked weights
+    are shared with the optimiser's state, not copied."""
+
+    def init() -> State:
+        return {"epoch": None, "value": math.inf, "weights": None}
+
+    def update(state: State, epoch: int, value: float, weights: torch.Tensor, **extra) -> State:
+        if value < state["value"]:
+            return {"epoch": epoch, "value": value, "weights": weights, **extra}
+        return state
+
+    return Tracker(init, update)

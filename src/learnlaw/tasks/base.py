@@ -1,10 +1,16 @@
-"""What the policy engine needs from a task, and a generic implementation through torch.func.
+"""The contract a model meets to have its data policy learned, with generic implementations.
 
 A task holds a model given functionally (a flat parameter vector ``theta`` and a per-example
-loss function) and four sets of examples: ``train`` (the N examples the policy weights),
-``objective`` (the part of the desired set whose loss area is minimised), ``select`` (the
-part of the desired set that picks the best outer epoch) and ``test`` (held out; every
-reported number). The engine calls only these operations:
+loss function) and named sets of examples: ``train`` (the N examples the policy weights),
+``objective`` (the part of the desired set whose loss area is minimised), optionally
+``select`` (the part of the desired set that picks the kept outer epoch; without it the
+objective set picks) and ``test`` (held out; every reported number).
+
+A subclass sets ``theta0``, ``sizes`` (examples per split) and ``n_classes`` (|V| in the
+compression ratio: 2 for a binary classifier, the vocabulary for a language model), and
+implements ``losses(theta, split, start, stop)``. Optionally it marks ``corrupted`` training
+examples (a boolean array: the analysis then reports the policy's weight on them) and
+overrides any of the operations below with an analytic fast path. The engine calls only:
 
 - ``train_gradient(theta, gamma)``: grad of sum_n gamma_n l_n(theta);
 - ``objective_value_and_grad(theta)``: L_dsr(theta) on the objective set and its gradient;
@@ -12,7 +18,7 @@ reported number). The engine calls only these operations:
   of sum_n gamma_n l_n at theta (one double-backward pass);
 - ``evaluate(theta)``: mean loss on the objective, select and test sets.
 
-``FunctionalTask`` derives all four from ``losses(theta, split, start, stop)``: the dot products
+``Task`` derives all four from ``losses(theta, split, start, stop)``: the dot products
 and the Hessian-vector product come together from one double-backward pass. Large sets are
 processed in chunks of ``chunk_size`` examples so memory stays bounded. A task may override any
 operation with an analytic fast path.
@@ -20,8 +26,9 @@ operation with an analytic fast path.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, ClassVar
 
+import numpy as np
 import torch
 from torch.func import grad, grad_and_value, jvp
 
@@ -47,20 +54,50 @@ def objective_size(n_desired: int, select_fraction: float) -> int:
     return n_desired - round(select_fraction * n_desired)
 
 
-class FunctionalTask:
-    """Base class: subclasses set the attributes below and implement ``losses``."""
+class Task:
+    """Base class of tasks: subclasses set the attributes below and implement ``losses``.
+
+    A task that a config file can name (``task = "package.module:Class"``) also sets
+    ``Config``, a dataclass of its options (the config section named ``name``), and is built
+    by ``from_config``.
+    """
 
     name: str = "task"
+    Config: ClassVar[type | None] = None
     theta0: torch.Tensor
-    n_classes: (
-        int  # |V| in the compression ratio: 2 for a binary classifier, the vocabulary for an LM
-    )
+    n_classes: int
     sizes: dict[str, int]
+    corrupted: np.ndarray | None = None
     chunk_size: int | None = None
+
+    @classmethod
+    def from_config(
+        cls, options: Any, seed: int, dtype: torch.dtype = torch.float64, device: str = "cpu"
+    ) -> Task:
+        """The task for a config's options (an instance of ``Config``, or None without one)."""
+        if cls.Config is None:
+            return cls()
+        return cls(options, seed, dtype=dtype, device=device)
 
     @property
     def n_train(self) -> int:
         return self.sizes["train"]
+
+    def check(self) -> None:
+        """The contract, checked once before a run (a one-line error naming what is missing)."""
+        label = f"task {self.name!r}"
+        for attr in ("theta0", "sizes", "n_classes"):
+            if not hasattr(self, attr):
+                raise UserError(f"{label}: sets no {attr}")
+        if not isinstance(self.theta0, torch.Tensor) or self.theta0.ndim != 1:
+            raise UserError(f"{label}: theta0 must be a 1-D torch tensor (the flat parameters)")
+        for split in ("train", "objective", "test"):
+            if self.sizes.get(split, 0) <= 0:
+                raise UserError(f"{label}: sizes[{split!r}] must be a positive number of examples")
+        if not (isinstance(self.n_classes, int) and self.n_classes >= 2):
+            raise UserError(f"{label}: n_classes must be an integer >= 2")
+        if self.corrupted is not None and np.shape(self.corrupted) != (self.n_train,):
+            raise UserError(f"{label}: corrupted must be a boolean array of {self.n_train} entries")
 
     def losses(
         self, theta: torch.Tensor, split: str, start: int = 0, stop: int | None = None

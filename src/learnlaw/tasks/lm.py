@@ -7,7 +7,7 @@ sequences receive random edits (about ``edits_per_64`` per 64 tokens): replace a
 random one, delete a token, or repeat one; the length is kept by filling from the text that
 follows the sequence (or truncating). Which sequences were corrupted is recorded, so the
 analysis can show where the policy puts its weight. Everything goes through the generic
-autograd path of ``FunctionalTask``.
+autograd path of ``Task``.
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ import numpy as np
 import torch
 
 from learnlaw.errors import UserError
-from learnlaw.tasks.base import FunctionalTask, check_sizes, objective_size
+from learnlaw.tasks.base import Task, check_sizes, objective_size
 from learnlaw.tasks.text import chunk, load_corpus, token_stream, train_tokenizer
 from learnlaw.tasks.transformer import TransformerConfig, init_params, sequence_losses
 
@@ -82,8 +82,9 @@ def corrupt(
     return np.asarray(tokens, dtype=seq.dtype)
 
 
-class LMTask(FunctionalTask):
+class LMTask(Task):
     name = "lm"
+    Config = LMConfig
 
     def __init__(
         self, config: LMConfig, seed: int, dtype: torch.dtype = torch.float32, device: str = "cpu"

@@ -21,7 +21,7 @@ import torch
 import torch.nn.functional as F
 
 from learnlaw.errors import UserError
-from learnlaw.tasks.base import FunctionalTask, check_sizes, objective_size
+from learnlaw.tasks.base import Task, check_sizes, objective_size
 
 
 @dataclass
@@ -53,8 +53,9 @@ class PerceptronConfig:
             raise UserError(f"perceptron.init = {self.init!r}: expected zeros or normal")
 
 
-class PerceptronTask(FunctionalTask):
+class PerceptronTask(Task):
     name = "perceptron"
+    Config = PerceptronConfig
     n_classes = 2
 
     def __init__(

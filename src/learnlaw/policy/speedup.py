@@ -1,5 +1,6 @@
 """How much faster a learned policy learns (SPEC A2, A5): AUC, AUC ratio, acceleration ratio,
-compression ratio. Curves are arrays over steps t = 0..T (index t holds L(theta_t))."""
+compression ratio; and where it puts its weight when some examples are corrupted. Curves are
+arrays over steps t = 0..T (index t holds L(theta_t))."""
 
 from __future__ import annotations
 
@@ -22,22 +23,6 @@ def compression_ratio(curve: np.ndarray, n_classes: int, log_base: float = 2.0) 
     """CR = T * log_base(|V|) / sum_{t=1..T} L(theta_t), the loss in nats (SPEC A2 convention)."""
     steps = len(curve) - 1
     return steps * math.log(n_classes, log_base) / loss_auc(curve)
-
-
-def largest_rise(curve: np.ndarray, start: int = 0) -> dict[str, float | int]:
-    """The largest increase of a loss curve above its running minimum from step ``start`` on:
-    ``rise`` = L(to_step) - L(from_step) with ``from_step`` the best step in start..to_step; 0
-    for a curve that only falls. A step law L0 + (B/t)^beta only falls, so a large rise in the
-    fitted range says why a fit is poor."""
-    y = np.asarray(curve, dtype=float)[start:]
-    best = np.minimum.accumulate(y)
-    to_step = int(np.argmax(y - best))
-    from_step = int(np.argmin(y[: to_step + 1]))
-    return {
-        "rise": float(y[to_step] - y[from_step]),
-        "from_step": start + from_step,
-        "to_step": start + to_step,
-    }
 
 
 def first_step_reaching(curve: np.ndarray, level: float) -> int | None:
@@ -78,33 +63,33 @@ def speedup_metrics(
     }
 
 
-def group_mean_weights(weights: np.ndarray, corrupted: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Per policy row: (mean weight on clean examples, mean weight on corrupted ones)."""
-    return weights[:, ~corrupted].mean(axis=1), weights[:, corrupted].mean(axis=1)
+def group_mean_weights(
+    per_step: np.ndarray, corrupted: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """At every step: (mean weight on clean examples, mean weight on corrupted ones)."""
+    return per_step[:, ~corrupted].mean(axis=1), per_step[:, corrupted].mean(axis=1)
 
 
-def corrupted_weight_ratio(weights: np.ndarray, corrupted: np.ndarray) -> np.ndarray:
-    """Per policy row: mean weight on corrupted examples / mean weight on clean ones."""
-    clean, dirty = group_mean_weights(weights, corrupted)
-    return dirty / clean
-
-
-def corruption_summary(weights: np.ndarray, corrupted: np.ndarray | None) -> dict | None:
+def corruption_summary(per_step: np.ndarray, corrupted: np.ndarray | None) -> dict | None:
     """Where a policy puts its weight when the task records corrupted examples (else None).
 
-    ``weights`` has one row per policy row (a step when segment = 1)."""
-    if corrupted is None or not corrupted.any() or corrupted.all():
+    ``per_step`` holds the policy's weights at every step (T x N): the ratio is computed per
+    step, so a policy with one row per segment of steps counts each row once per step."""
+    if corrupted is None or not np.any(corrupted) or np.all(corrupted):
         return None
-    ratio = corrupted_weight_ratio(weights, corrupted)
-    rows = len(ratio)
+    corrupted = np.asarray(corrupted, dtype=bool)
+    clean, dirty = group_mean_weights(per_step, corrupted)
+    ratio = dirty / clean
+    steps = len(ratio)
     return {
         "mean": float(ratio.mean()),
-        "first_row": float(ratio[0]),
-        "last_row": float(ratio[-1]),
+        "first_step": float(ratio[0]),
+        "last_step": float(ratio[-1]),
         "at_fraction_of_run": {
-            f"{f:g}": float(ratio[min(rows - 1, int(f * rows))]) for f in (0.1, 0.25, 0.5, 0.75)
+            f"{f:g}": float(ratio[min(steps - 1, int(f * steps))]) for f in (0.1, 0.25, 0.5, 0.75)
         },
-        "every_row": ratio[:: max(1, rows // 100)].tolist(),
+        "every_step": ratio[:: max(1, steps // 100)].tolist(),
         "corrupted_examples": int(corrupted.sum()),
-        "definition": "mean weight on corrupted training examples / mean weight on clean ones, per policy row (a step when segment = 1)",
+        "definition": "mean weight on corrupted training examples / mean weight on clean ones, "
+        "at every step t, averaged over t",
     }

@@ -13,8 +13,8 @@ from pathlib import Path
 
 import numpy as np
 
-from learnlaw.curves import Table
 from learnlaw.errors import UserError
+from learnlaw.io.table import Table
 
 # Field numbers from tensorflow/core/util/event.proto and framework/summary.proto.
 _EVENT_STEP, _EVENT_SUMMARY = 2, 5

@@ -3,16 +3,16 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from pathlib import Path
+from typing import TYPE_CHECKING
 
 import matplotlib
-
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt
 import numpy as np
 
-from learnlaw.files import save_figure
 from learnlaw.laws.metrics import pred_error
+from learnlaw.plots import subplots
+
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
 
 
 @dataclass
@@ -29,21 +29,20 @@ class CurvePanel:
 
 
 def _colors(n: int):
-    cmap = plt.get_cmap("tab10" if n <= 10 else "tab20")
+    cmap = matplotlib.colormaps["tab10" if n <= 10 else "tab20"]
     return [cmap(i % cmap.N) for i in range(n)]
 
 
 def plot_predictions(
     panels: list[CurvePanel],
-    out: str | Path,
     title: str = "",
     fitted_range: tuple[int, int] | None = None,
-) -> Path:
+) -> Figure:
     """Predicted against real curves, the fitted range shaded, residuals, and the LR beneath."""
     has_real = any(p.real is not None for p in panels)
     rows = 3 if has_real else 2
     ratios = [3, 1.3, 1.2] if has_real else [3, 1.2]
-    fig, axes = plt.subplots(
+    fig, axes = subplots(
         rows,
         1,
         figsize=(9, 7.5 if has_real else 6),
@@ -84,12 +83,12 @@ def plot_predictions(
     for ax in axes:
         ax.grid(alpha=0.3)
     fig.tight_layout()
-    return save_figure(fig, out)
+    return fig
 
 
-def plot_sweep(fractions: np.ndarray, losses: np.ndarray, out: str | Path, title: str) -> Path:
+def plot_sweep(fractions: np.ndarray, losses: np.ndarray, title: str) -> Figure:
     """Predicted final loss against the WSD decay fraction, with the best one marked."""
-    fig, ax = plt.subplots(figsize=(7, 4.2))
+    fig, ax = subplots(figsize=(7, 4.2))
     ax.plot(100 * np.asarray(fractions), losses, "o-", ms=4)
     best = int(np.argmin(losses))
     ax.plot(
@@ -106,17 +105,15 @@ def plot_sweep(fractions: np.ndarray, losses: np.ndarray, out: str | Path, title
     ax.grid(alpha=0.3)
     ax.legend()
     fig.tight_layout()
-    return save_figure(fig, out)
+    return fig
 
 
-def plot_law_comparison(
-    curves, predictions: dict[str, dict[str, np.ndarray]], out: str | Path
-) -> Path:
+def plot_law_comparison(curves, predictions: dict[str, dict[str, np.ndarray]]) -> Figure:
     """One panel per curve: the real losses and each law's prediction, with relative errors."""
     n = len(curves)
     cols = min(3, n)
     rows = -(-n // cols)
-    fig, axes = plt.subplots(rows, cols, figsize=(5 * cols, 3.6 * rows), squeeze=False)
+    fig, axes = subplots(rows, cols, figsize=(5 * cols, 3.6 * rows), squeeze=False)
     for ax, curve in zip(axes.flat, curves):
         ax.plot(curve.steps, curve.losses, "o", ms=2, color="0.3", alpha=0.6, label="real")
         for (name, preds), color in zip(predictions.items(), ("C0", "C3", "C2")):
@@ -137,4 +134,4 @@ def plot_law_comparison(
     for ax in list(axes.flat)[n:]:
         ax.axis("off")
     fig.tight_layout()
-    return save_figure(fig, out)
+    return fig

@@ -172,3 +172,19 @@ def closed_form_acceleration(
     ratio = b1 / b2
     log_ar = (1 - ratio) * np.log(total_steps) + ratio * np.log(conventional.B) - np.log(learned.B)
     return float(np.exp(log_ar))
+
+
+def largest_rise(curve: np.ndarray, start: int = 0) -> dict[str, float | int]:
+    """The largest increase of a loss curve above its running minimum from step ``start`` on:
+    ``rise`` = L(to_step) - L(from_step) with ``from_step`` the best step in start..to_step; 0
+    for a curve that only falls. A step law L0 + (B/t)^beta only falls, so a large rise in the
+    fitted range says why a fit is poor."""
+    y = np.asarray(curve, dtype=float)[start:]
+    best = np.minimum.accumulate(y)
+    to_step = int(np.argmax(y - best))
+    from_step = int(np.argmin(y[: to_step + 1]))
+    return {
+        "rise": float(y[to_step] - y[from_step]),
+        "from_step": start + from_step,
+        "to_step": start + to_step,
+    }
