@@ -17,13 +17,11 @@ from pathlib import Path
 
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
-import numpy as np
 import torch
 
 from learnlaw.curves import read_curve
-from learnlaw.laws import make_law
-from learnlaw.laws.base import law_points
-from learnlaw.laws.metrics import curve_metrics
+from learnlaw.laws import law_from_options, law_points
+from learnlaw.laws.evaluation import score_curves
 
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "loss-curves" / "multipowerlaw"
 SPLITS = {
@@ -77,14 +75,10 @@ def main() -> None:
                 times = []
                 for _ in range(args.repeats):
                     start = time.perf_counter()
-                    law = make_law(name, **options).fit([curves[n] for n in fit_names])
+                    law = law_from_options(name, **options).fit([curves[n] for n in fit_names])
                     times.append(time.perf_counter() - start)
-                metrics = [
-                    curve_metrics(law.predict(curves[n]), curves[n].losses) for n in held_out
-                ]
-                pred_e = np.mean([m["pred_error"] for m in metrics])
-                worst = max(m["worst_error"] for m in metrics)
-                r2 = np.mean([m["r2"] for m in metrics])
+                scores = score_curves(law, [curves[n] for n in held_out])
+                pred_e, worst, r2 = scores.pred_error, scores.worst_error, scores.r2
                 published = PUBLISHED.get(label, {}).get(size) if split == "standard" else None
                 pub = f"{100 * published:.2f}%" if published else ""
                 print(

@@ -127,7 +127,7 @@ def main() -> None:
         m = r["metrics"]
         print(
             f"{r['name']:24} AR {m['acceleration_ratio']:6.2f}  AUC ratio {m['auc_ratio']:.3f}  "
-            f"best epoch {m['best_epoch']:4d} of {m['epochs_run'] - 1}  {m['seconds_per_epoch']:.2f} s/epoch"
+            f"kept epoch {m['kept_epoch']:4d} of {m['epochs_run'] - 1}  {m['seconds_per_epoch']:.2f} s/epoch"
         )
     (args.out / "results.json").write_text(json.dumps(results, indent=2))
     write_table(results, args.out / "table.md", args)
@@ -162,7 +162,7 @@ def write_table(results: list[dict], path: Path, args) -> None:
         cr = m["compression_ratio"]
         lines.append(
             f"| {r['name']} | {reading} | {k} | {noise} | {outer} | {m['epochs_run'] - 1} | "
-            f"{m['best_epoch']} | {m['acceleration_ratio']:.2f} | {m['auc_ratio']:.3f} | "
+            f"{m['kept_epoch']} | {m['acceleration_ratio']:.2f} | {m['auc_ratio']:.3f} | "
             f"{cr['uniform']:.2f} -> {cr['learned']:.2f} | {m['seconds_per_epoch']:.2f} |"
         )
     path.write_text("\n".join(lines) + "\n")

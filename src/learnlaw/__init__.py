@@ -22,6 +22,8 @@ _EXPORTS = {
     "MomentumLaw": "learnlaw.laws",
     "MultiPowerLaw": "learnlaw.laws",
     "load_law": "learnlaw.laws",
+    "score_curves": "learnlaw.laws.evaluation",
+    "example_curve": "learnlaw.examples",
     "Schedule": "learnlaw.schedules",
     "OptimizedSchedule": "learnlaw.planning",
     "ScheduleComparison": "learnlaw.planning",

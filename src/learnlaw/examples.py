@@ -22,3 +22,11 @@ def example_warmup() -> int:
     """The warmup of the example runs (their CSV rows start after it)."""
     runs = Path(str(resources.files("learnlaw") / "data" / "curves" / "runs.json"))
     return int(json.loads(runs.read_text(encoding="utf-8"))["warmup"])
+
+
+def example_curve(name: str):
+    """A shipped example run as a ``LossCurve`` (a 368K-parameter transformer trained on the
+    built-in corpus for 2,000 steps under one of four schedules; warmup 100 steps)."""
+    from learnlaw.curves import read_curve
+
+    return read_curve(example_curve_path(name), warmup_steps=example_warmup(), name=name)
