@@ -129,7 +129,7 @@ def test_a_config_names_a_users_task_and_its_run_folder_resumes_and_analyses(tmp
     assert analysis["corrupted_weight_ratio"]["corrupted_examples"] == 4
     bad = tmp_path / "bad.toml"
     bad.write_text('task = "mytasks:Linear"\n[linear]\ndim = 0\n')
-    with pytest.raises(UserError, match="linear.dim = 0: must be positive"):
+    with pytest.raises(UserError, match=r"linear\.dim = 0: must be positive"):
         load_config(bad)
     bad.write_text('task = "mytasks:Nope"\n')
     with pytest.raises(UserError, match="Nope in mytasks is not a learnlaw Task class"):
