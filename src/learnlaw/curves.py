@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +19,7 @@ from learnlaw.errors import UserError
 from learnlaw.files import write_csv
 from learnlaw.files import write_json as _write_json_file
 from learnlaw.io import LOSS_ALIASES, LR_ALIASES, SIZE_ALIASES, Table, clean_losses, read_table
+from learnlaw.io.table import normalise
 from learnlaw.io.text import read_text
 from learnlaw.schedules import Schedule
 
@@ -76,6 +77,39 @@ class LossCurve:
     def logged_lrs(self) -> np.ndarray:
         return self.lrs()[self.steps]
 
+    def binned(self, max_points: int, relative_width: float = 0.05) -> LossCurve:
+        """The curve averaged in at most about ``max_points`` bins of steps (itself when it has
+        no more points), saying so in ``notes``.
+
+        A long per-step log holds far more points than a law needs: bins keep the cost of a
+        fit bounded and average the batch noise. A bin spans at most 1/max_points of the
+        logged range and at most ``relative_width`` x its first step, so early bins, where the
+        curve bends most, stay narrow: a bin's mean loss then differs from the loss at its
+        mean step by under 1e-4 relatively (second order in the width)."""
+        n = len(self.steps)
+        if n <= max_points:
+            return self
+        first, last = int(self.steps[0]), int(self.steps[-1])
+        width = max(1.0, (last - first) / max_points)
+        edges = [first]
+        while edges[-1] <= last:
+            edges.append(edges[-1] + max(1, int(min(width, relative_width * max(edges[-1], 1)))))
+        bins = np.searchsorted(np.asarray(edges), self.steps, side="right") - 1
+        counts = np.bincount(bins)
+        used = counts > 0
+        steps = np.bincount(bins, weights=self.steps)[used] / counts[used]
+        losses = np.bincount(bins, weights=self.losses)[used] / counts[used]
+        note = (
+            f"{self.name or 'curve'}: averaged {n} logged points into {int(used.sum())} bins of "
+            f"steps (at most {width:.0f} steps wide) to fit and score"
+        )
+        return replace(
+            self,
+            steps=np.round(steps).astype(np.int64),
+            losses=losses,
+            notes=[*self.notes, note],
+        )
+
 
 def read_curve(
     path: str | Path,
@@ -102,7 +136,10 @@ def read_curve(
     if path.suffix.lower() == ".json" and path.is_file() and _is_curve_json(path):
         curve = _read_curve_json(path)
     else:
-        curve = _curve_from_table(read_table(path), loss_column, lr_column)
+        wanted = {normalise(c) for c in (loss_column, lr_column) if c}
+        aliases = set(LOSS_ALIASES) | set(LR_ALIASES) | set(SIZE_ALIASES) | wanted
+        table = read_table(path, keep=lambda name: name in aliases)
+        curve = _curve_from_table(table, loss_column, lr_column)
     if schedule is not None:
         if curve.schedule is not None:
             curve.notes.append("the given schedule replaces the learning rates in the file")
@@ -135,7 +172,8 @@ def _curve_from_table(table: Table, loss_column: str | None, lr_column: str | No
     if not losses:
         raise UserError(
             f"{table.path}: missing a loss column; expected one of {', '.join(LOSS_ALIASES[:8])} "
-            f"(found {', '.join(table.series) or 'none'}); choose one with --loss-column"
+            f"(found {', '.join(table.columns or table.series) or 'none'}); choose one with "
+            "--loss-column"
         )
     notes = []
     if len(losses) > 1:
@@ -143,8 +181,13 @@ def _curve_from_table(table: Table, loss_column: str | None, lr_column: str | No
             f"used column {losses[0]!r} for the loss (also found {', '.join(losses[1:])}; "
             "choose with --loss-column)"
         )
+    if table.skipped.get(losses[0]):
+        notes.append(
+            f"dropped {table.skipped[losses[0]]} rows whose {losses[0]!r} is no number "
+            "(a list, a boolean or null)"
+        )
     steps, values = clean_losses(table.path, losses[0], *table.series[losses[0]], notes)
-    lr_steps, lr_values = table.lr_points(lr_column)
+    lr_steps, lr_values = table.lr_points(lr_column, notes)
     schedule = Schedule.from_points(lr_steps, lr_values) if len(lr_steps) else None
     if schedule is not None and np.any(lr_values < 0):
         raise UserError(

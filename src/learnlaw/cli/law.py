@@ -306,8 +306,9 @@ def predict_command(
 
 
 def scored_points(curves: list[LossCurve], quiet: bool) -> list[LossCurve]:
-    """Each curve cut to the points the laws speak about, saying what was left out."""
-    kept = [law_points(c) for c in curves]
+    """Each curve cut to the points the laws speak about (binned when long), saying what was
+    left out or averaged."""
+    kept = [law_points(c, Law.max_points) for c in curves]
     if not quiet:
         for c, k in zip(curves, kept):
             for message in k.notes[len(c.notes) :]:

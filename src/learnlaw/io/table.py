@@ -11,7 +11,7 @@ the loss may be logged at different steps, as trackers do. Cleaning says what it
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -65,10 +65,15 @@ SIZE_ALIASES = ("model_size", "params", "n_params", "num_params", "parameters")
 
 @dataclass
 class Table:
-    """Sparse series read from one file: column name -> (steps, values), in file order."""
+    """Sparse series read from one file: column name -> (steps, values), in file order.
+
+    ``columns`` names every column of the file (a reader may store only some); ``skipped``
+    counts values of a loss or LR column that were no number (lists, booleans) and left out."""
 
     path: str
     series: dict[str, tuple[np.ndarray, np.ndarray]]
+    columns: list[str] = field(default_factory=list)
+    skipped: dict[str, int] = field(default_factory=dict)
 
     def find(self, aliases: tuple[str, ...], requested: str | None = None) -> list[str]:
         """Columns matching ``requested`` (exactly) or else any alias, in alias order."""
@@ -76,18 +81,27 @@ class Table:
         if requested is not None:
             hit = names.get(normalise(requested))
             if hit is None:
-                raise UserError(
-                    f"{self.path}: no column {requested!r}; found {', '.join(self.series)}"
-                )
+                found = ", ".join(self.columns or self.series) or "none"
+                raise UserError(f"{self.path}: no column {requested!r}; found {found}")
             return [hit]
         return [names[a] for a in aliases if a in names]
 
-    def lr_points(self, requested: str | None = None) -> tuple[np.ndarray, np.ndarray]:
-        """The cleaned (steps, learning rates) of the LR column, empty when there is none."""
+    def lr_points(
+        self, requested: str | None = None, notes: list[str] | None = None
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """The cleaned (steps, learning rates) of the LR column, empty when there is none;
+        what cleaning dropped is said in ``notes``."""
         cols = self.find(LR_ALIASES, requested)
         if not cols:
             return np.array([]), np.array([])
-        steps, values, _ = clean_series(*self.series[cols[0]])
+        steps, values, counts = clean_series(*self.series[cols[0]])
+        if notes is not None:
+            dropped = counts["non_finite"] + self.skipped.get(cols[0], 0)
+            if dropped:
+                notes.append(
+                    f"dropped {dropped} learning rates that were NaN, infinite or no number "
+                    f"(column {cols[0]!r}); the LR is interpolated between the others"
+                )
         return steps, values
 
 
@@ -111,17 +125,6 @@ def check_step(path: str, where: str, value: float) -> float:
     if not math.isfinite(value) or value != int(value) or value < 0:
         raise UserError(f"{path}: {where}: step {value!r} is not a non-negative integer")
     return value
-
-
-def assemble(path: str, rows: list[tuple[int, float, dict[str, float]]]) -> Table:
-    """A table from (row number, step, {column: value}) rows."""
-    series: dict[str, tuple[list[float], list[float]]] = {}
-    for _, step, values in rows:
-        for name, value in values.items():
-            s, v = series.setdefault(name, ([], []))
-            s.append(step)
-            v.append(value)
-    return Table(path, {k: (np.array(s), np.array(v)) for k, (s, v) in series.items()})
 
 
 def clean_series(

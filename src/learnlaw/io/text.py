@@ -1,12 +1,22 @@
 """Text logs: CSV / TSV with a header (plain logs, Weights & Biases exports) and JSON lines,
-and ``read_table``, which picks the reader for a path."""
+and ``read_table``, which picks the reader for a path.
+
+Files are streamed: lines are read in binary chunks (a line longer than ``MAX_LINE`` bytes, as
+in ``/dev/zero``, is refused), and only the columns the caller keeps are stored, as arrays, so
+a 2-million-row log costs memory for the few columns a curve needs, not for its text.
+"""
 
 from __future__ import annotations
 
 import csv
 import json
+import os
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
+
+import numpy as np
+from tqdm.auto import tqdm
 
 from learnlaw.errors import UserError
 from learnlaw.io.table import (
@@ -15,11 +25,98 @@ from learnlaw.io.table import (
     SIZE_ALIASES,
     STEP_ALIASES,
     Table,
-    assemble,
     check_step,
     normalise,
     parse_number,
 )
+
+MAX_LINE = 1 << 20  # bytes; no log line is longer
+MAX_BYTES = 64 << 30  # stop reading a stream that never ends (a device, a pipe)
+CHUNK = 1 << 22
+BATCH = 1 << 16  # rows converted to arrays at a time
+PROGRESS_BYTES = 64 << 20  # show a progress bar for files larger than this
+STRICT = frozenset((*LR_ALIASES, *LOSS_ALIASES, *SIZE_ALIASES))  # cells that must be numbers
+
+Keep = Callable[[str], bool]  # which columns to store, by normalised name
+
+
+def iter_line_blocks(path: str | Path) -> Iterator[tuple[int, list[str]]]:
+    """(number of the first line, lines without newlines) of a UTF-8 file, a few MB at a time,
+    with a cap on the length of a line; one-line errors for files that are not text."""
+    p = Path(path)
+    try:
+        f = open(p, "rb")
+    except FileNotFoundError:
+        raise UserError(f"{path}: no such file") from None
+    except IsADirectoryError:
+        raise UserError(f"{path}: is a folder, expected a file") from None
+    except OSError as exc:
+        raise UserError(f"{path}: cannot read ({exc.strerror or exc})") from None
+    try:
+        size = os.fstat(f.fileno()).st_size
+        bar = tqdm(
+            total=size,
+            unit="B",
+            unit_scale=True,
+            desc=f"reading {p.name}",
+            disable=True if size < PROGRESS_BYTES else None,
+            leave=False,
+        )
+        tail, line_no, read = b"", 1, 0
+        while True:
+            try:
+                chunk = f.read(CHUNK)
+            except OSError as exc:
+                raise UserError(f"{path}: cannot read ({exc.strerror or exc})") from None
+            read += len(chunk)
+            bar.update(len(chunk))
+            if read > MAX_BYTES:
+                raise UserError(f"{path}: more than {MAX_BYTES >> 30} GiB; not a log file")
+            if not chunk:
+                break
+            data = tail + chunk
+            cut = data.rfind(b"\n") + 1
+            body, tail = data[:cut], data[cut:]
+            if len(tail) > MAX_LINE:
+                long_line = line_no + body.count(b"\n")
+                raise UserError(
+                    f"{path}: line {long_line} is longer than {MAX_LINE >> 20} MiB; not a log file"
+                )
+            if body:
+                lines = _decode(body, path, line_no).split("\n")[:-1]
+                yield line_no, lines
+                line_no += len(lines)
+        if tail:
+            yield line_no, [_decode(tail, path, line_no)]
+        bar.close()
+    finally:
+        f.close()
+
+
+def iter_lines(path: str | Path) -> Iterator[tuple[int, str]]:
+    """(line number, text) of every line of a UTF-8 file (see ``iter_line_blocks``)."""
+    for first, lines in iter_line_blocks(path):
+        yield from enumerate(lines, start=first)
+
+
+def _decode(raw: bytes, path, line_no: int) -> str:
+    """UTF-8 text of a block of lines starting at ``line_no`` (a byte-order mark dropped,
+    Windows line ends kept out of the cells)."""
+    if line_no == 1 and raw.startswith(b"\xef\xbb\xbf"):
+        raw = raw[3:]
+    try:
+        text = raw.decode("utf-8")
+        return text.replace("\r\n", "\n") if "\r" in text else text
+    except UnicodeDecodeError as exc:
+        bad = line_no + raw[: exc.start].count(b"\n")
+        raise UserError(
+            f"{path}: line {bad}: not UTF-8 text (expected CSV or JSON lines)"
+        ) from None
+
+
+def read_text(path: str | Path) -> str:
+    """A whole UTF-8 text file (for small documents), with the same checks as the readers."""
+    return "\n".join(line for _, line in iter_lines(path))
 
 
 def _strip_tracker_name(name: str) -> str | None:
@@ -31,15 +128,91 @@ def _strip_tracker_name(name: str) -> str | None:
     return name.strip()
 
 
-def read_csv_table(path: str | Path) -> Table:
-    """CSV or TSV with a header row: plain logs and Weights & Biases history exports."""
+class _Columns:
+    """The kept columns of a CSV, converted to arrays one block of rows at a time."""
+
+    def __init__(self, path: str, header: list[str], kept: list[int], strict: set[int]) -> None:
+        self.path, self.header, self.kept, self.strict = path, header, kept, strict
+        self.series: dict[int, tuple[list[np.ndarray], list[np.ndarray]]] = {
+            i: ([], []) for i in kept
+        }
+        self.rows = 0
+
+    def add_block(self, row_numbers: np.ndarray, rows: list[list[str]], step_idx: int) -> None:
+        """Rows (cells split at least up to the last kept column) of one block."""
+        step_cells = [r[step_idx].strip() if step_idx < len(r) else "" for r in rows]
+        empty = [k for k, c in enumerate(step_cells) if not c]
+        if empty:
+            raise UserError(
+                f"{self.path}: row {int(row_numbers[empty[0]])}: the step cell is empty"
+            )
+        steps, _ = _floats(step_cells, row_numbers, lambda r, c: self._bad(r, c, step_idx), True)
+        _check_steps(self.path, steps, row_numbers)
+        for i in self.kept:
+            cells = [r[i] if i < len(r) else "" for r in rows]
+            present = np.fromiter((bool(c.strip()) for c in cells), bool, len(cells))
+            values, numeric = _floats(
+                [c for c, ok in zip(cells, present) if ok],
+                row_numbers[present],
+                lambda r, c, i=i: self._bad(r, c, i),
+                strict=i in self.strict,
+            )
+            s, v = self.series[i]
+            s.append(steps[present][numeric])
+            v.append(values[numeric])
+        self.rows += len(rows)
+
+    def _bad(self, row: int, cell: str, column: int) -> None:
+        raise UserError(
+            f"{self.path}: row {row}, column {self.header[column]!r}: {cell!r} is not a number"
+        )
+
+    def table(self, columns: list[str | None]) -> Table:
+        series = {}
+        for i in self.kept:
+            s, v = self.series[i]
+            if sum(len(x) for x in s):
+                series[columns[i]] = (np.concatenate(s), np.concatenate(v))
+        return Table(self.path, series, columns=[c for c in columns if c])
+
+
+def _floats(cells: list[str], rows: np.ndarray, bad, strict: bool):
+    """(values, numeric) of cells: fast when all are plain numbers; otherwise cell by cell,
+    with the loggers' NaN / inf spellings. A cell that is no number is an error in a
+    ``strict`` column (loss, LR, step, size) and not ``numeric`` (left out) in others."""
+    try:
+        values = np.asarray(cells, dtype=np.float64) if cells else np.zeros(0)
+        return values, np.ones(len(values), dtype=bool)
+    except (ValueError, OverflowError):
+        pass
+    values, numeric = np.empty(len(cells)), np.ones(len(cells), dtype=bool)
+    for k, cell in enumerate(cells):
+        try:
+            values[k] = parse_number(cell)
+        except ValueError:
+            if strict:
+                bad(int(rows[k]), cell)
+            values[k], numeric[k] = np.nan, False
+    return values, numeric
+
+
+def _check_steps(path: str, steps: np.ndarray, rows: np.ndarray) -> None:
+    bad = ~np.isfinite(steps) | (steps < 0) | (steps != np.round(steps))
+    if bad.any():
+        k = int(np.argmax(bad))
+        check_step(path, f"row {int(rows[k])}", float(steps[k]))
+
+
+def read_csv_table(path: str | Path, keep: Keep | None = None) -> Table:
+    """CSV or TSV with a header row: plain logs and Weights & Biases history exports.
+
+    ``keep(name)`` chooses the columns to store by their normalised name (default: all)."""
     p = str(path)
-    text = read_text(path)
-    if not text.strip():
-        raise UserError(f"{p}: the file is empty")
-    dialect = "excel-tab" if "\t" in text.splitlines()[0] else "excel"
-    reader = csv.reader(text.splitlines(), dialect=dialect)
-    header = next(reader)
+    blocks = _with_header(iter_line_blocks(path), p)
+    header_line, header_text = next(blocks)
+    delimiter = "\t" if "\t" in header_text else ","
+    dialect = "excel-tab" if delimiter == "\t" else "excel"
+    header = next(csv.reader([header_text], dialect))
     columns = [_strip_tracker_name(h) for h in header]
     named = [c for c in columns if c]
     if len(set(named)) < len(named):  # several runs in one panel export: never merge them
@@ -55,53 +228,78 @@ def read_csv_table(path: str | Path) -> Table:
             f"{p}: missing a step column; expected one of {', '.join(STEP_ALIASES[:6])} "
             f"(header: {', '.join(header)})"
         )
-    rows = []
-    for row_no, row in enumerate(reader, start=2):
-        if not any(cell.strip() for cell in row):
+    kept = [
+        i
+        for i, name in enumerate(columns)
+        if name and i != step_idx and (keep is None or keep(normalise(name)))
+    ]
+    strict = {i for i in kept if normalise(columns[i]) in STRICT}
+    store = _Columns(p, header, kept, strict)
+    needed = max([step_idx, *kept]) + 1  # cells to split off each line
+    for first, lines in blocks:
+        numbers = np.arange(first, first + len(lines))
+        used = [k for k, line in enumerate(lines) if line.strip()]
+        if first <= header_line:  # the header's own block: data starts after it
+            used = [k for k in used if numbers[k] > header_line]
+        if not used:
             continue
-        if len(row) > len(header):
-            raise UserError(f"{p}: row {row_no}: {len(row)} cells but the header has {len(header)}")
-        cell = row[step_idx].strip() if step_idx < len(row) else ""
-        if not cell:
-            raise UserError(f"{p}: row {row_no}: the step cell is empty")
-        try:
-            step = check_step(p, f"row {row_no}", parse_number(cell))
-        except ValueError:
-            raise UserError(
-                f"{p}: row {row_no}, column {header[step_idx]!r}: {cell!r} is not a number"
-            ) from None
-        values = {}
-        for i, name in enumerate(columns):
-            if i == step_idx or name is None or i >= len(row) or not row[i].strip():
-                continue
-            try:
-                values[name] = parse_number(row[i])
-            except ValueError:
-                if normalise(name) in (*LR_ALIASES, *LOSS_ALIASES, *SIZE_ALIASES):
-                    raise UserError(
-                        f"{p}: row {row_no}, column {header[i]!r}: {row[i]!r} is not a number"
-                    ) from None
-                # other columns (run names, timestamps as text) are not ours to judge
-        rows.append((row_no, step, values))
-    if not rows:
+        lines = [lines[k] for k in used]
+        numbers = numbers[used]
+        cells = np.fromiter((line.count(delimiter) for line in lines), int, len(lines)) + 1
+        quoted = any('"' in line for line in lines)
+        if quoted or cells.max() > len(header):
+            rows = (
+                list(csv.reader(lines, dialect))
+                if quoted
+                else [ln.split(delimiter) for ln in lines]
+            )
+            widths = np.array([len(r) for r in rows])
+            if widths.max() > len(header):
+                k = int(np.argmax(widths > len(header)))
+                raise UserError(
+                    f"{p}: row {int(numbers[k])}: {widths[k]} cells but the header has {len(header)}"
+                )
+        else:
+            rows = [line.split(delimiter, needed) for line in lines]
+        store.add_block(numbers, rows, step_idx)
+    if store.rows == 0:
         raise UserError(f"{p}: the file has a header but no data rows")
-    return assemble(p, rows)
+    return store.table(columns)
 
 
-def read_jsonl_table(path: str | Path) -> Table:
-    """JSON lines: one object per line; nested objects are flattened with '/'."""
+def _with_header(blocks, path: str):
+    """First (line number, text) of the header (the first non-blank line), then every block
+    (the header's block again, which the caller skips up to the header)."""
+    pending = []
+    for first, lines in blocks:
+        pending.append((first, lines))
+        for k, line in enumerate(lines):
+            if line.strip():
+                yield first + k, line
+                yield from pending
+                yield from blocks
+                return
+    raise UserError(f"{path}: the file is empty")
+
+
+def read_jsonl_table(path: str | Path, keep: Keep | None = None) -> Table:
+    """JSON lines: one object per line; nested objects are flattened with '/'. Values of a
+    loss or learning-rate field that are not numbers (lists, booleans, null) are dropped and
+    counted in ``Table.skipped``."""
     p = str(path)
-    text = read_text(path)
-    if not text.strip():
-        raise UserError(f"{p}: the file is empty")
-    rows = []
-    for line_no, line in enumerate(text.splitlines(), start=1):
+    series: dict[str, tuple[list[float], list[float]]] = {}
+    skipped: dict[str, int] = {}
+    seen_columns: dict[str, None] = {}
+    rows = 0
+    for line_no, line in iter_lines(path):
         if not line.strip():
             continue
         try:
             obj = json.loads(line)
         except json.JSONDecodeError as exc:
             raise UserError(f"{p}: line {line_no}: not valid JSON ({exc.msg})") from None
+        except RecursionError:
+            raise UserError(f"{p}: line {line_no}: JSON nested too deeply") from None
         if not isinstance(obj, dict):
             raise UserError(f"{p}: line {line_no}: expected a JSON object")
         flat = _flatten(obj)
@@ -111,28 +309,52 @@ def read_jsonl_table(path: str | Path) -> Table:
             raise UserError(
                 f"{p}: line {line_no}: no step field; expected one of {', '.join(STEP_ALIASES[:6])}"
             )
-        values = {}
-        for k, v in flat.items():
-            if isinstance(v, bool) or v is None:
-                continue
-            if isinstance(v, str):
-                try:
-                    v = parse_number(v)
-                except ValueError:
-                    if normalise(k) in (*LR_ALIASES, *LOSS_ALIASES, *STEP_ALIASES):
-                        raise UserError(
-                            f"{p}: line {line_no}, field {k!r}: {v!r} is not a number"
-                        ) from None
-                    continue
-            if isinstance(v, (int, float)):
-                values[k] = float(v)
-        if key not in values:
+        step = _json_number(flat[key], p, line_no, key, strict=True)
+        if step is None:
             raise UserError(f"{p}: line {line_no}, field {key!r}: {flat[key]!r} is not a number")
-        step = check_step(p, f"line {line_no}", values.pop(key))
-        rows.append((line_no, step, values))
-    if not rows:
+        check_step(p, f"line {line_no}", step)
+        rows += 1
+        for k, v in flat.items():
+            seen_columns.setdefault(k)
+            if k == key or (keep is not None and not keep(normalise(k))):
+                continue
+            strict = normalise(k) in STRICT
+            value = _json_number(v, p, line_no, k, strict=strict)
+            if value is None:
+                if strict:
+                    skipped[k] = skipped.get(k, 0) + 1
+                continue
+            s, vals = series.setdefault(k, ([], []))
+            s.append(step)
+            vals.append(value)
+    if rows == 0:
         raise UserError(f"{p}: no JSON objects found")
-    return assemble(p, rows)
+    table = Table(p, {k: (np.array(s), np.array(v)) for k, (s, v) in series.items()})
+    table.skipped = skipped
+    table.columns = list(seen_columns)
+    return table
+
+
+def _json_number(value: Any, path: str, line_no: int, key: str, strict: bool) -> float | None:
+    """A JSON value as a number; None for values that are no number (strings that are no
+    number are an error in a strict field)."""
+    if isinstance(value, bool) or value is None or isinstance(value, (list, dict)):
+        return None
+    if isinstance(value, str):
+        try:
+            return parse_number(value)
+        except ValueError:
+            if strict:
+                raise UserError(
+                    f"{path}: line {line_no}, field {key!r}: {value!r} is not a number"
+                ) from None
+            return None
+    if isinstance(value, (int, float)):
+        try:
+            return float(value)
+        except OverflowError:  # an integer beyond float range
+            return float("inf")
+    return None
 
 
 def _flatten(obj: dict, prefix: str = "") -> dict[str, Any]:
@@ -146,27 +368,14 @@ def _flatten(obj: dict, prefix: str = "") -> dict[str, Any]:
     return out
 
 
-def read_text(path: str | Path) -> str:
-    """A UTF-8 text file (a byte-order mark is dropped), with one-line errors."""
-    try:
-        return Path(path).read_text(encoding="utf-8-sig")
-    except FileNotFoundError:
-        raise UserError(f"{path}: no such file") from None
-    except IsADirectoryError:
-        raise UserError(f"{path}: is a folder, expected a file") from None
-    except UnicodeDecodeError:
-        raise UserError(f"{path}: not a text file (expected CSV or JSON lines)") from None
-    except OSError as exc:
-        raise UserError(f"{path}: cannot read ({exc.strerror})") from None
-
-
-def read_table(path: str | Path) -> Table:
-    """Read any supported log into sparse series, choosing the reader by name and content."""
+def read_table(path: str | Path, keep: Keep | None = None) -> Table:
+    """Read any supported log into sparse series, choosing the reader by name and content;
+    ``keep(name)`` chooses the columns to store (default: all)."""
     path = Path(path)
     if path.is_dir() or "tfevents" in path.name:
         from learnlaw.io.tensorboard import read_tensorboard_table
 
         return read_tensorboard_table(path)
     if path.suffix.lower() in (".jsonl", ".ndjson", ".json"):
-        return read_jsonl_table(path)
-    return read_csv_table(path)
+        return read_jsonl_table(path, keep)
+    return read_csv_table(path, keep)

@@ -107,12 +107,18 @@ def law_input(
     return LawInput(schedule.values(max(n, warmup + 1)), warmup, size, name), steps
 
 
-def law_points(curve: LossCurve) -> LossCurve:
-    """The part of ``curve`` a law speaks about: logged steps >= 1 after the warmup.
+def law_points(curve: LossCurve, max_points: int | None = None) -> LossCurve:
+    """The part of ``curve`` a law speaks about: logged steps >= 1 after the warmup, averaged
+    in bins when there are more than ``max_points`` (see ``LossCurve.binned``).
 
     Fitting and every score (predict, plots, compare, benchmarks) use the same points, so a
     log that starts at step 0 or inside the warmup fits and scores without an error.
     """
+    kept = _after_warmup(curve)
+    return kept if max_points is None else kept.binned(max_points)
+
+
+def _after_warmup(curve: LossCurve) -> LossCurve:
     keep = curve.steps >= first_law_step(curve.warmup_steps)
     if not keep.any():
         raise UserError(
@@ -130,6 +136,9 @@ def law_points(curve: LossCurve) -> LossCurve:
     )
 
 
+MAX_POINTS = 1000  # per curve: more points than this are averaged in bins (fit and scores)
+
+
 class Law:
     """Base class of the laws.
 
@@ -143,6 +152,7 @@ class Law:
 
     bootstrap: int
     seed: int
+    max_points: int = MAX_POINTS
 
     params_: dict[str, float]
     fit_info_: dict[str, Any]
@@ -215,7 +225,7 @@ class Law:
             raise UserError("no curves to fit")
         inputs, steps, losses, notes = [], [], [], []
         for c in curves:
-            kept = law_points(c)
+            kept = law_points(c, self.max_points)
             notes.extend(kept.notes[len(c.notes) :])
             inp, s = law_input(kept)
             self._check_input(inp, s)

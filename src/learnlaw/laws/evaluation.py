@@ -62,7 +62,7 @@ class Scores:
 def score_curve(law: Law, curve: LossCurve, predicted: np.ndarray | None = None) -> CurveScore:
     """Score ``law`` on ``curve``'s points after the warmup (``predicted``: the law's values
     there, when already computed)."""
-    kept = law_points(curve)
+    kept = law_points(curve, law.max_points)
     predicted = law.predict(kept) if predicted is None else predicted
     m = curve_metrics(predicted, kept.losses)
     return CurveScore(kept.name, len(kept.steps), m["pred_error"], m["worst_error"], m["r2"])
@@ -72,7 +72,7 @@ def score_curves(law: Law, curves: list[LossCurve]) -> Scores:
     """Every curve's score and the overall ones."""
     scores, rel = [], []
     for c in curves:
-        kept = law_points(c)
+        kept = law_points(c, law.max_points)
         predicted = law.predict(kept)
         scores.append(score_curve(law, kept, predicted))
         rel.append(np.abs(predicted - kept.losses) / kept.losses)
