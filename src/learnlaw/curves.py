@@ -175,7 +175,7 @@ def _curve_from_table(table: Table, loss_column: str | None, lr_column: str | No
             f"(found {', '.join(table.columns or table.series) or 'none'}); choose one with "
             "--loss-column"
         )
-    notes = []
+    notes = list(table.notes)
     if len(losses) > 1:
         notes.append(
             f"used column {losses[0]!r} for the loss (also found {', '.join(losses[1:])}; "

@@ -8,8 +8,11 @@ from dataclasses import dataclass
 import numpy as np
 
 from learnlaw.errors import UserError
+from learnlaw.files import check_memory
 from learnlaw.laws.base import Law, first_law_step
 from learnlaw.schedules import Schedule, wsd_decay_start
+
+MAX_PREDICTED = 100_000  # steps of one predicted curve (a longer schedule is predicted every k)
 
 
 @dataclass
@@ -29,6 +32,11 @@ class SchedulePrediction:
     def lrs(self) -> np.ndarray:
         """The LR at steps 0..total."""
         return self.schedule.values(int(self.steps[-1]) + 1)
+
+    @property
+    def every(self) -> int:
+        """Steps between predicted points (1 unless the schedule is very long)."""
+        return int(self.steps[1] - self.steps[0]) if len(self.steps) > 1 else 1
 
 
 def schedule_label(schedule: Schedule) -> str:
@@ -53,9 +61,11 @@ def predict_schedule(
     *,
     model_size: float | None = None,
     label: str = "",
-    every: int = 1,
+    every: int | None = None,
 ) -> SchedulePrediction:
-    """The law's curve for ``schedule`` from the end of warmup to ``total``, every ``every`` steps.
+    """The law's curve for ``schedule`` from the end of warmup to ``total``, every ``every``
+    steps (default: every step, or every k-th so that at most ``MAX_PREDICTED`` steps are
+    predicted; the last step always is).
 
     Steps inside the warmup are left out: the laws count warmup at the peak LR, so their
     values there describe no real run.
@@ -65,6 +75,8 @@ def predict_schedule(
     first = first_law_step(schedule.warmup)
     if first >= total:
         raise UserError(f"{label}: nothing to predict after a warmup of {first} steps")
+    if every is None:
+        every = max(1, -(-(total - first + 1) // MAX_PREDICTED))
     steps = np.unique(np.append(np.arange(first, total + 1, every), total)).astype(np.int64)
     losses = law.predict(schedule, steps, model_size=model_size)
     return SchedulePrediction(label, schedule, steps, losses)
@@ -205,6 +217,9 @@ def optimize_schedule(
         raise UserError(f"--min-lr {min_lr:g}: must be in [0, peak={peak:g})")
     if total - warmup < 2:
         raise UserError(f"--total {total} leaves no steps after a warmup of {warmup}")
+    # Adam over one decrement per step, through the law's differentiable double sum: about
+    # forty float64 arrays of the schedule's length (values, gradients, optimiser moments)
+    check_memory(f"optimising a schedule of {total} steps", 40 * 8 * total)
     n = total - warmup  # steps after warmup: eta_0 = peak, eta_1..eta_n
     scale = (peak - min_lr) / n
     cosine = Schedule.cosine(peak, total, final=min_lr, warmup=warmup).values(total + 1)

@@ -20,8 +20,18 @@ from learnlaw.errors import UserError
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
 @click.version_option(package_name="learnlaw")
-def cli() -> None:
+@click.option(
+    "--max-memory",
+    default=None,
+    metavar="SIZE",
+    help="Refuse plans that would need more memory than this (e.g. 16G). "
+    "Default: 80% of this machine's memory.",
+)
+def cli(max_memory) -> None:
     """Optimal data policies and loss-curve laws for language-model training."""
+    from learnlaw.files import parse_bytes, set_memory_limit
+
+    set_memory_limit(None if max_memory is None else parse_bytes(max_memory))
 
 
 cli.add_command(law)

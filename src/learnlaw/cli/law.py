@@ -330,6 +330,8 @@ def _predict_schedule(model, spec, steps, warmup_steps, size, csv_out, plot, as_
             f"{schedule.warmup}; set warmup in the spec"
         )
     pred = predict_schedule(model, schedule, steps, model_size=size, label=spec)
+    if pred.every > 1 and not as_json:
+        note(f"predicted every {pred.every} steps ({len(pred.steps)} points) of this long schedule")
     _range_warning(model, schedule, pred.steps)
     lrs = schedule.lr(pred.steps)
     lo = hi = None

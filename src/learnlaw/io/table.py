@@ -74,6 +74,7 @@ class Table:
     series: dict[str, tuple[np.ndarray, np.ndarray]]
     columns: list[str] = field(default_factory=list)
     skipped: dict[str, int] = field(default_factory=dict)
+    notes: list[str] = field(default_factory=list)  # what the reader left out, and why
 
     def find(self, aliases: tuple[str, ...], requested: str | None = None) -> list[str]:
         """Columns matching ``requested`` (exactly) or else any alias, in alias order."""

@@ -11,6 +11,7 @@ from __future__ import annotations
 import struct
 from pathlib import Path
 
+import google_crc32c
 import numpy as np
 
 from learnlaw.errors import UserError
@@ -22,6 +23,7 @@ _SUMMARY_VALUE = 1
 _VALUE_TAG, _VALUE_SIMPLE, _VALUE_TENSOR = 1, 2, 8
 _TENSOR_DTYPE, _TENSOR_CONTENT, _TENSOR_FLOAT, _TENSOR_DOUBLE = 1, 4, 5, 6
 _DT_FLOAT, _DT_DOUBLE = 1, 2
+MAX_RECORD = 1 << 30  # bytes; a larger "length" is damage, not data
 
 
 def _varint(buf: bytes, pos: int) -> tuple[int, int]:
@@ -82,23 +84,57 @@ def _tensor_scalar(buf: bytes) -> float | None:
     return None
 
 
-def _records(path: Path):
-    data = path.read_bytes()
-    pos = 0
-    while pos + 12 <= len(data):
-        (length,) = struct.unpack("<Q", data[pos : pos + 8])
-        start = pos + 12
-        if start + length + 4 > len(data):
-            return  # a truncated last record: the writer was killed mid-write
-        yield data[start : start + length]
-        pos = start + length + 4
+def _masked_crc(data: bytes) -> int:
+    """The TFRecord checksum: CRC-32C, rotated and offset ("masked")."""
+    crc = google_crc32c.value(data)
+    return (((crc >> 15) | (crc << 17)) + 0xA282EAD8) & 0xFFFFFFFF
 
 
-def read_event_file(path: Path) -> list[tuple[int, str, float]]:
+def _records(path: Path, notes: list[str]):
+    """Every record's payload, both checksums verified: a damaged length or payload is an
+    error (never a silently shorter file); a truncated last record (the writer was stopped
+    mid-write) is left out with a note."""
+    try:
+        f = open(path, "rb")
+    except OSError as exc:
+        raise UserError(f"{path}: cannot read ({exc.strerror or exc})") from None
+    with f:
+        number = 0
+        while True:
+            offset = f.tell()
+            header = f.read(12)
+            if not header:
+                return
+            number += 1
+            if len(header) < 12:
+                notes.append(f"{path}: the last record is truncated (left out)")
+                return
+            length, length_crc = struct.unpack("<QI", header)
+            if _masked_crc(header[:8]) != length_crc:
+                raise UserError(
+                    f"{path}: record {number} (byte {offset}): damaged length (checksum "
+                    "mismatch); the file is corrupted"
+                )
+            if length > MAX_RECORD:
+                raise UserError(f"{path}: record {number}: {length} bytes; not an event file")
+            payload, footer = f.read(length), f.read(4)
+            if len(payload) < length or len(footer) < 4:
+                notes.append(f"{path}: the last record is truncated (left out)")
+                return
+            if _masked_crc(payload) != struct.unpack("<I", footer)[0]:
+                raise UserError(
+                    f"{path}: record {number} (byte {offset}): damaged data (checksum "
+                    "mismatch); the file is corrupted"
+                )
+            yield payload
+
+
+def read_event_file(path: Path, notes: list[str] | None = None) -> list[tuple[int, str, float]]:
     """(step, tag, value) for every scalar in one event file, in file order."""
     out = []
+    notes = [] if notes is None else notes
     try:
-        for record in _records(path):
+        for record in _records(path, notes):
             step, summary = 0, None
             for number, _, value in _fields(record):
                 if number == _EVENT_STEP:
@@ -158,13 +194,17 @@ def read_tensorboard_table(path: str | Path) -> Table:
     else:
         raise UserError(f"{path}: no such file")
     series: dict[str, tuple[list[int], list[float]]] = {}
+    notes: list[str] = []
     for f in files:
-        for step, tag, value in read_event_file(f):
+        for step, tag, value in read_event_file(f, notes):
             steps, values = series.setdefault(tag, ([], []))
             steps.append(step)
             values.append(value)
     if not series:
         raise UserError(f"{path}: the event files hold no scalar values")
     return Table(
-        str(path), {k: (np.array(s, dtype=float), np.array(v)) for k, (s, v) in series.items()}
+        str(path),
+        {k: (np.array(s, dtype=float), np.array(v)) for k, (s, v) in series.items()},
+        columns=list(series),
+        notes=notes,
     )

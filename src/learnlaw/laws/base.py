@@ -9,6 +9,7 @@ Conventions (scikit-learn's): the constructor stores hyper-parameters and nothin
 
 from __future__ import annotations
 
+import math
 import time
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -18,6 +19,7 @@ import numpy as np
 
 from learnlaw.curves import LossCurve
 from learnlaw.errors import UserError
+from learnlaw.files import check_memory
 from learnlaw.laws.metrics import curve_metrics
 from learnlaw.schedules import Schedule
 
@@ -103,8 +105,10 @@ def law_input(
         raise UserError(f"{name or 'curve'}: no learning-rate schedule known")
     if len(steps) == 0:
         raise UserError(f"{name or 'curve'}: no steps to predict")
-    n = int(steps.max()) + 1
-    return LawInput(schedule.values(max(n, warmup + 1)), warmup, size, name), steps
+    n = max(int(steps.max()) + 1, warmup + 1)
+    # the laws hold about ten arrays of one float per step (LR, areas, momentum, features)
+    check_memory(f"{name or 'a schedule'} of {n} steps", 10 * 8 * n)
+    return LawInput(schedule.values(n), warmup, size, name), steps
 
 
 def law_points(curve: LossCurve, max_points: int | None = None) -> LossCurve:
@@ -161,6 +165,31 @@ class Law:
     def hyperparameters(self) -> dict[str, Any]:
         raise NotImplementedError
 
+    def check_hyperparameters(self) -> None:
+        """One-line errors for hyper-parameters of the wrong type or range (subclasses extend)."""
+        _check_int(self, "bootstrap", 0)
+        _check_int(self, "seed", None)
+        _check_int(self, "max_points", 10)
+        delta = getattr(self, "delta", None)
+        if delta is not None and not (_is_number(delta) and 0 < delta < float("inf")):
+            raise UserError(f"{self.name} law: delta = {delta!r}: expected a positive number")
+
+    def param_bounds(self) -> list[tuple[float | None, float | None]]:
+        """(low, high) of every parameter in ``active_param_names()`` order (None: unbounded)."""
+        raise NotImplementedError
+
+    def check_params(self, params: dict[str, float]) -> None:
+        """Parameters a loaded fit may hold: finite and within the law's bounds."""
+        for name, (lo, hi) in zip(self.active_param_names(), self.param_bounds()):
+            value = params[name]
+            if not (_is_number(value) and math.isfinite(value)):
+                raise UserError(f"parameter {name} = {value!r}: expected a finite number")
+            if (lo is not None and value < lo - 1e-12) or (hi is not None and value > hi + 1e-12):
+                raise UserError(
+                    f"parameter {name} = {value!r}: outside the {self.name} law's range "
+                    f"[{'-inf' if lo is None else lo}, {'inf' if hi is None else hi}]"
+                )
+
     def active_param_names(self) -> tuple[str, ...]:
         return self.param_names
 
@@ -180,6 +209,7 @@ class Law:
         one warm start. With ``bootstrap=N`` the law is also refitted on N resamplings of the
         points (``bootstrap_params_``, used by ``predict_bands``).
         """
+        self.check_hyperparameters()
         inputs, steps, losses, notes = self._fit_points(curves)
         total = sum(len(s) for s in steps)
         if total <= self.n_params():
@@ -373,12 +403,35 @@ class Law:
 
     @classmethod
     def from_json(cls, obj: dict[str, Any]) -> Law:
-        law = cls(**obj["hyperparameters"])
-        law.params_ = {k: float(obj["params"][k]) for k in law.active_param_names()}
+        """A law from its JSON form, every value checked (types, ranges, finiteness)."""
+        hyper = obj["hyperparameters"]
+        if not isinstance(hyper, dict):
+            raise TypeError("hyperparameters must be an object")
+        law = cls(**hyper)
+        law.check_hyperparameters()
+        names = law.active_param_names()
+        law.params_ = {k: obj["params"][k] for k in names}
+        law.check_params(law.params_)
         law._set_learned(obj.get("learned") or {})
         law.bootstrap_params_ = [
-            {k: float(p[k]) for k in law.active_param_names()}
-            for p in obj.get("bootstrap_params") or []
+            {k: p[k] for k in names} for p in obj.get("bootstrap_params") or []
         ]
-        law.fit_info_ = obj.get("fit") or {}
+        for p in law.bootstrap_params_:
+            law.check_params(p)
+        info = obj.get("fit") or {}
+        law.fit_info_ = info if isinstance(info, dict) else {}
         return law
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def _check_int(law: Law, name: str, low: int | None) -> None:
+    value = getattr(law, name, None)
+    if value is None and name != "seed":
+        return
+    ok = isinstance(value, int) and not isinstance(value, bool) and (low is None or value >= low)
+    if not ok:
+        at_least = "" if low is None else f" >= {low}"
+        raise UserError(f"{law.name} law: {name} = {value!r}: expected an integer{at_least}")

@@ -74,7 +74,24 @@ class MomentumLaw(Law):
         return {"lam": self.lam_}
 
     def _set_learned(self, values: dict[str, Any]) -> None:
-        self.lam_ = float(values["lam"])
+        lam = values["lam"]
+        if isinstance(lam, bool) or not isinstance(lam, (int, float)) or not 0 <= lam < 1:
+            raise UserError(f"learned lambda = {lam!r}: expected a number in [0, 1)")
+        self.lam_ = float(lam)
+
+    def check_hyperparameters(self) -> None:
+        super().check_hyperparameters()
+        lam = self.lam
+        numeric = isinstance(lam, (int, float)) and not isinstance(lam, bool)
+        if not (lam == "auto" or (numeric and 0 <= lam < 1)):
+            raise UserError(f"momentum law: lam = {lam!r}: expected a number in [0, 1) or 'auto'")
+        if not isinstance(self.size_scaling, bool):
+            raise UserError(
+                f"momentum law: size_scaling = {self.size_scaling!r}: expected true or false"
+            )
+
+    def param_bounds(self):
+        return self._bounds()
 
     def active_param_names(self) -> tuple[str, ...]:
         return self.size_names if self.size_scaling else self.base_names

@@ -21,6 +21,7 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from learnlaw.errors import UserError
+from learnlaw.files import check_memory
 from learnlaw.policy.config import PolicyConfig
 from learnlaw.policy.engine import (
     DivergenceError,
@@ -83,6 +84,11 @@ def optimize(
         raise UserError(f"--max-minutes: must be positive, got {max_seconds / 60:g}")
     task, config = resolve_task(task, config)
     steps, eta = config.train.steps, config.train.lr
+    rows = -(-steps // config.outer.segment)
+    # the policy, its hypergradient, the kept, lowest-objective and accepted policies, the
+    # accepted hypergradient and a step's temporaries: about eight T x N arrays
+    itemsize = task.theta0.element_size()
+    check_memory(f"a policy of {rows} x {task.n_train} weights", 8 * itemsize * rows * task.n_train)
     k = config.train.checkpoint_every or default_checkpoint_every(steps)
     say = (lambda *_: None) if quiet else tqdm.write
     optimizer, kept_tracker, lowest_tracker = make_optimizer(config.outer), lowest(), lowest()

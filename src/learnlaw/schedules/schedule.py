@@ -32,6 +32,7 @@ from typing import Any
 import numpy as np
 
 from learnlaw.errors import UserError
+from learnlaw.files import check_memory
 from learnlaw.io import read_table
 from learnlaw.schedules import spec as spec_format
 from learnlaw.schedules.families import FAMILIES
@@ -185,6 +186,7 @@ class Schedule:
 
     def values(self, n: int) -> np.ndarray:
         """Learning rates for steps 0..n-1."""
+        check_memory(f"the learning rates of {n} steps", 3 * 8 * n)
         return self.lr(np.arange(n))
 
     @property

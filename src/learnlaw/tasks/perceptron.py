@@ -21,6 +21,7 @@ import torch
 import torch.nn.functional as F
 
 from learnlaw.errors import UserError
+from learnlaw.files import check_memory
 from learnlaw.tasks.base import Task, check_sizes, objective_size
 
 
@@ -66,6 +67,12 @@ class PerceptronTask(Task):
         device: str = "cpu",
     ) -> None:
         config.validate()
+        examples = config.n_train + config.n_desired + config.n_test
+        # inputs in numpy, as tensors and transposed (the fast path), plus the evaluation copy
+        check_memory(
+            f"the perceptron's {examples} examples of dimension {config.dim}",
+            4 * 8 * examples * config.dim,
+        )
         self.config = config
         rng = np.random.default_rng(seed)
         d = config.dim
