@@ -14,6 +14,7 @@ from pathlib import Path
 
 from learnlaw.curves import read_curve
 from learnlaw.examples import example_curve_path, example_warmup
+from learnlaw.files import check_output
 from learnlaw.laws import MomentumLaw, law_points
 from learnlaw.laws.evaluation import CurveScore, score_curve
 from learnlaw.planning import WsdSweep, sweep_wsd
@@ -35,6 +36,8 @@ class LawDemo:
 def law_demo(out: Path) -> LawDemo:
     """Fit on the constant and cosine example runs, predict the others, sweep WSD fractions."""
     out = Path(out)
+    for name in ("fit.json", "predictions.png", "wsd_sweep.png"):
+        check_output(out / name)  # a previous demo's files are replaced, nobody else's
     warmup = example_warmup()
     curves = {
         name: law_points(read_curve(example_curve_path(name), warmup_steps=warmup))

@@ -282,3 +282,42 @@ def parse_bytes(text: str) -> int:
     if not (value > 0 and math.isfinite(value)):
         raise UserError(f"--max-memory {text!r}: expected a size such as 16G or 512M")
     return int(value)
+
+
+# ---- outputs: never replace a file learnlaw did not write ----------------------------------
+PNG_MARK = b"Software\x00learnlaw"  # a tEXt chunk of every PNG learnlaw writes
+
+
+def written_by_learnlaw(path: Path) -> bool:
+    """Whether an existing file is one learnlaw wrote (JSON with a learnlaw "format", PNG with
+    learnlaw's Software tag), so replacing it loses nothing of the user's."""
+    try:
+        if path.suffix.lower() == ".png":
+            with open(path, "rb") as f:
+                return PNG_MARK in f.read(1 << 16)
+        if path.suffix.lower() == ".json" and path.stat().st_size < (256 << 20):
+            obj = json.loads(path.read_text(encoding="utf-8"))
+            return isinstance(obj, dict) and str(obj.get("format", "")).startswith("learnlaw.")
+    except (OSError, ValueError):
+        return False
+    return False
+
+
+def check_output(path: str | Path, *, force: bool = False) -> Path:
+    """Refuse early (one line, before any work) an output path learnlaw must not write: a
+    folder, a path through a file, a folder it cannot write, or an existing file that learnlaw
+    did not write (unless ``force``)."""
+    path = Path(path)
+    if path.is_dir():
+        raise UserError(f"{path}: is a folder, expected a file name")
+    if path.exists() and not force and not written_by_learnlaw(path):
+        raise UserError(
+            f"{path}: exists and was not written by learnlaw; choose another name"
+            + (" (or --force to replace it)" if path.suffix.lower() == ".csv" else "")
+        )
+    parent = next((p for p in [path.parent, *path.parent.parents] if p.exists()), None)
+    if parent is not None and not parent.is_dir():
+        raise UserError(f"{path}: cannot write there: a part of the folder path is a file")
+    if parent is not None:
+        check_writable(parent)
+    return path

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Sequence
 
 import click
@@ -32,6 +33,14 @@ def read_curves(
             f"--schedule given {len(schedules)} times for {len(files)} files; "
             "give it once (for all files) or once per file"
         )
+    seen: dict[str, str] = {}
+    for path in files:
+        real = os.path.realpath(
+            str(path).rpartition("@")[0] if "@" in str(path) and not os.path.exists(path) else path
+        )
+        if real in seen:
+            raise UserError(f"{path}: given twice (also as {seen[real]}); give each run once")
+        seen[real] = str(path)
     curves = []
     for i, path in enumerate(files):
         spec = schedules[0] if len(schedules) == 1 else (schedules[i] if schedules else None)

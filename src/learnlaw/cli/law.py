@@ -10,7 +10,7 @@ import numpy as np
 from learnlaw.cli.common import note, percent, read_curves, table, warn
 from learnlaw.curves import LossCurve, parse_model_size
 from learnlaw.errors import UserError
-from learnlaw.files import json_line, write_csv
+from learnlaw.files import check_output, json_line, write_csv
 from learnlaw.laws import LAWS, Law, law_from_options, law_points, load_law
 from learnlaw.laws.evaluation import best_by_family, extrapolation_warning, score_curves
 from learnlaw.planning import predict_schedule
@@ -104,10 +104,13 @@ def fit_command(
     model = law_from_options(
         law_name, lam=lam, size_scaling=size_scaling, bootstrap=bootstrap, seed=seed
     )
+    for path in (output, plot):
+        if path:
+            check_output(path)  # before the fit, not after it
     curves = read_curves(
         files, loss_column=loss_column, warmup_steps=warmup_steps, schedules=schedules
     )
-    model.fit(curves)
+    model.fit(curves, progress=True)  # the bar shows only on a terminal
     model.save(output)
     info = model.fit_info_
     for message in info.get("notes", []):
@@ -204,6 +207,9 @@ def apply_fit_warmup(
     "--bands", is_flag=True, help="Add the bootstrap band (needs a fit made with --bootstrap)."
 )
 @click.option(
+    "--force", is_flag=True, help="Replace an existing --csv file learnlaw did not write."
+)
+@click.option(
     "--level", type=float, default=None, help="Coverage of the --bands band.  [default: 0.9]"
 )
 @click.option(
@@ -220,10 +226,15 @@ def predict_command(
     steps,
     csv_out,
     bands,
+    force,
     level,
     model_size,
 ):
     """Predict the loss curves of FILES (and score them), or of a --schedule nobody has run."""
+    if plot:
+        check_output(plot)
+    if csv_out:
+        check_output(csv_out, force=force)
     model = load_law(fit_file)
     size = _size_option(model_size, model)
     if level is not None and not bands:
@@ -414,6 +425,7 @@ def _plot(model: Law, curves: list[LossCurve], out: str, fitted: bool = False, b
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object instead of tables.")
 def compare_command(files, fit_on, warmup_steps, loss_column, lam, plot, as_json):
     """Fit both laws on --fit-on curves; score each on every other curve of FILES."""
+    check_output(plot)
     curves = read_curves(files, loss_column=loss_column, warmup_steps=warmup_steps)
     wanted = [x.strip() for x in fit_on.split(",") if x.strip()]
     by_key = {}

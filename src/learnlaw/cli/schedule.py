@@ -10,7 +10,7 @@ import numpy as np
 from learnlaw.cli.common import table, warn
 from learnlaw.cli.law import _size_option, fit_warmup
 from learnlaw.errors import UserError
-from learnlaw.files import json_line, write_csv
+from learnlaw.files import check_output, json_line, write_csv
 from learnlaw.laws import load_law
 from learnlaw.laws.evaluation import extrapolation_warning
 from learnlaw.planning import compare_schedules, optimize_schedule, predict_schedule, sweep_wsd
@@ -40,6 +40,8 @@ def schedule() -> None:
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object instead of a table.")
 def compare_command(fit_file, specs, steps, model_size, plot, no_plot, as_json):
     """Predicted final loss of every schedule SPEC (best first), as a table and a plot."""
+    if not no_plot:
+        check_output(plot)
     model = load_law(fit_file)
     schedules = [Schedule.parse(spec) for spec in specs]
     comparison = compare_schedules(
@@ -124,6 +126,8 @@ def sweep_command(
     fit_file, total, peak, final, shape, warmup, fractions, model_size, plot, no_plot, as_json
 ):
     """Predicted final loss of WSD schedules against the fraction of steps spent decaying."""
+    if not no_plot:
+        check_output(plot)
     model = load_law(fit_file)
     if warmup is None:
         warmup = fit_warmup(model) or 0
@@ -201,8 +205,14 @@ def sweep_command(
     default=None,
     help="Plot path (default: next to the CSV, .png).",
 )
-def optimize_command(fit_file, total, peak, warmup, min_lr, iterations, output, plot):
+@click.option(
+    "--force", is_flag=True, help="Replace an existing output CSV learnlaw did not write."
+)
+def optimize_command(fit_file, total, peak, warmup, min_lr, iterations, output, plot, force):
     """The schedule that minimises the law's predicted final loss (Multi-Power Law fits)."""
+    plot = plot or str(Path(output).with_suffix(".png"))
+    check_output(output, force=force)
+    check_output(plot)
     model = load_law(fit_file)
     if warmup is None:
         warmup = fit_warmup(model) or 0
@@ -225,7 +235,6 @@ def optimize_command(fit_file, total, peak, warmup, min_lr, iterations, output, 
     for label, sched in schedules:
         pred = predict_schedule(model, sched, total)
         panels.append(CurvePanel(label, pred.steps, pred.losses, pred.lrs))
-    plot = plot or str(Path(output).with_suffix(".png"))
     title = f"{model.name} law: optimized schedule vs cosine and the best WSD"
     save_figure(plot_predictions(panels, title=title), plot)
     cos_loss = panels[1].predicted[-1]

@@ -20,6 +20,7 @@ import numpy as np
 from learnlaw.curves import LossCurve
 from learnlaw.errors import UserError
 from learnlaw.files import check_memory
+from learnlaw.laws import fitting
 from learnlaw.laws.metrics import curve_metrics
 from learnlaw.schedules import Schedule
 
@@ -201,14 +202,24 @@ class Law:
         return f"{type(self).__name__}({args})"
 
     # ---- fitting ---------------------------------------------------------------------------
-    def fit(self, curves: list[LossCurve], start: dict[str, float] | None = None) -> Law:
+    def fit(
+        self,
+        curves: list[LossCurve],
+        start: dict[str, float] | None = None,
+        *,
+        progress: bool = False,
+    ) -> Law:
         """Fit jointly to every curve (equal weight per logged point); returns self.
 
         Only the points a law speaks about are fitted (see ``law_points``). ``start``
         (parameters, e.g. another fit's ``params_``) replaces the grid of starting points by
         one warm start. With ``bootstrap=N`` the law is also refitted on N resamplings of the
-        points (``bootstrap_params_``, used by ``predict_bands``).
+        points (``bootstrap_params_``, used by ``predict_bands``). ``progress`` shows a bar.
         """
+        with fitting.progress(f"fitting the {self.name} law", progress):
+            return self._fit_all(curves, start)
+
+    def _fit_all(self, curves, start) -> Law:
         self.check_hyperparameters()
         inputs, steps, losses, notes = self._fit_points(curves)
         total = sum(len(s) for s in steps)

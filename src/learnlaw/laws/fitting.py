@@ -11,7 +11,8 @@ Two optimisers: multi-start L-BFGS-B on a law's numpy ``predict_jac(params) -> (
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 import numpy as np
@@ -19,6 +20,7 @@ import torch
 from scipy.optimize import minimize
 
 DEFAULT_DELTA = 1e-3
+_progress: list = []  # the bar of the fit in progress, if one asked for it
 _FLOOR = 1e-12  # predictions at or below zero (possible while exploring) are clamped here
 
 
@@ -44,6 +46,32 @@ def huber_log_torch(pred: torch.Tensor, log_target: torch.Tensor, delta: float) 
     """The same objective on torch tensors, for autograd-based optimisers."""
     r = torch.log(pred.clamp_min(_FLOOR)) - log_target
     return huber(r, delta).sum() / delta**2
+
+
+@contextmanager
+def progress(desc: str, enabled: bool) -> Iterator[None]:
+    """A progress bar (with ETA once the optimisers have announced their work) over the
+    optimisers run inside the block: L-BFGS starts and Adam steps."""
+    from tqdm.auto import tqdm
+
+    bar = tqdm(desc=desc, total=0, unit="step", disable=True if not enabled else None, leave=False)
+    _progress.append(bar)
+    try:
+        yield
+    finally:
+        _progress.pop()
+        bar.close()
+
+
+def _expect(work: int) -> None:
+    if _progress:
+        _progress[-1].total += work
+        _progress[-1].refresh()
+
+
+def _done(work: int = 1) -> None:
+    if _progress:
+        _progress[-1].update(work)
 
 
 @dataclass
@@ -74,6 +102,7 @@ def minimize_multistart(
         return value, grad
 
     best, converged = None, 0
+    _expect(len(starts))
     for x0 in starts:
         res = minimize(
             value_and_grad,
@@ -84,6 +113,7 @@ def minimize_multistart(
             options={"maxiter": maxiter, "ftol": 1e-15, "gtol": 1e-9},
         )
         converged += bool(res.success)
+        _done()
         if np.isfinite(res.fun) and res.fun < 1e30 and (best is None or res.fun < best.fun):
             best = res
     if best is None:
@@ -117,6 +147,7 @@ def minimize_adam(
     opt = torch.optim.Adam([p], lr=lr)
     sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, steps, eta_min=lr * 1e-2)
     best_x, best_f = p.detach().clone(), float("inf")
+    _expect(steps)
     for _ in range(steps):
         opt.zero_grad()
         value = objective(p)
@@ -125,6 +156,7 @@ def minimize_adam(
         value.backward()
         opt.step()
         sched.step()
+        _done()
         if project is not None:
             with torch.no_grad():
                 project(p)
