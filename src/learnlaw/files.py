@@ -265,7 +265,9 @@ def check_memory(what: str, n_bytes: float) -> None:
 
 
 def format_bytes(n: float) -> str:
-    for unit, size in (("TB", 1e12), ("GB", 1e9), ("MB", 1e6)):
+    if n >= 1e18:
+        return f"{n / 1e15:.2g} PB"
+    for unit, size in (("PB", 1e15), ("TB", 1e12), ("GB", 1e9), ("MB", 1e6)):
         if n >= size:
             return f"{n / size:.1f} {unit}"
     return f"{n / 1e3:.1f} kB"

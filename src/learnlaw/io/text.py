@@ -212,7 +212,7 @@ def read_csv_table(path: str | Path, keep: Keep | None = None) -> Table:
     header_line, header_text = next(blocks)
     delimiter = "\t" if "\t" in header_text else ","
     dialect = "excel-tab" if delimiter == "\t" else "excel"
-    header = next(csv.reader([header_text], dialect))
+    header = _csv_rows([header_text], dialect, p, [header_line])[0]
     columns = [_strip_tracker_name(h) for h in header]
     named = [c for c in columns if c]
     if len(set(named)) < len(named):  # several runs in one panel export: never merge them
@@ -249,7 +249,7 @@ def read_csv_table(path: str | Path, keep: Keep | None = None) -> Table:
         quoted = any('"' in line for line in lines)
         if quoted or cells.max() > len(header):
             rows = (
-                list(csv.reader(lines, dialect))
+                _csv_rows(lines, dialect, p, numbers)
                 if quoted
                 else [ln.split(delimiter) for ln in lines]
             )
@@ -265,6 +265,18 @@ def read_csv_table(path: str | Path, keep: Keep | None = None) -> Table:
     if store.rows == 0:
         raise UserError(f"{p}: the file has a header but no data rows")
     return store.table(columns)
+
+
+def _csv_rows(lines: list[str], dialect: str, path: str, numbers) -> list[list[str]]:
+    """Lines with quoted cells, split by the csv module (one line per row); ``numbers`` are
+    the lines' numbers in the file."""
+    rows = []
+    for number, line in zip(numbers, lines):
+        try:
+            rows.append(next(csv.reader([line], dialect), []))
+        except csv.Error as exc:
+            raise UserError(f"{path}: row {int(number)}: {exc}") from None
+    return rows
 
 
 def _with_header(blocks, path: str):

@@ -84,7 +84,7 @@ def load_law(path: str | Path, law: str | None = None) -> Law:
             f"this learnlaw reads versions 1 and {FIT_FORMAT_VERSION}"
         )
     name = obj.get("law")
-    if name not in LAWS:
+    if not isinstance(name, str) or name not in LAWS:
         raise UserError(f"{path}: unknown law {name!r}; expected one of {', '.join(LAWS)}")
     if law is not None and name != law:
         raise UserError(f"{path}: a fit of the {name} law, but this needs the {law} law")

@@ -21,7 +21,7 @@ import torch
 from learnlaw.errors import UserError
 from learnlaw.files import check_memory
 from learnlaw.tasks.base import Task, check_sizes, objective_size
-from learnlaw.tasks.text import load_corpus, token_stream, train_tokenizer
+from learnlaw.tasks.text import chunk, load_corpus, token_stream, train_tokenizer
 from learnlaw.tasks.transformer import TransformerConfig, init_params, sequence_losses
 
 
@@ -92,14 +92,14 @@ class LMTask(Task):
     ) -> None:
         config.validate()
         need = config.n_train + config.n_desired + config.n_test
-        chunk = config.chunk_size or need
+        per_pass = config.chunk_size or need
         # a full-batch pass holds about 30 activations of (chunk x seq_len x d_model) floats per
         # layer through a double backward, and logits of (chunk x seq_len x vocab)
         activations = (
-            chunk * config.seq_len * (30 * config.d_model * config.n_layers + 3 * config.vocab_size)
+            per_pass * config.seq_len * (30 * config.d_model * config.n_layers + 3 * config.vocab_size)
         )
         check_memory(
-            f"a full-batch pass over {chunk} sequences (set lm.chunk_size to bound it)",
+            f"a full-batch pass over {per_pass} sequences (set lm.chunk_size to bound it)",
             4 * activations,
         )
         self.config = config
