@@ -96,7 +96,9 @@ class LMTask(Task):
         # a full-batch pass holds about 30 activations of (chunk x seq_len x d_model) floats per
         # layer through a double backward, and logits of (chunk x seq_len x vocab)
         activations = (
-            per_pass * config.seq_len * (30 * config.d_model * config.n_layers + 3 * config.vocab_size)
+            per_pass
+            * config.seq_len
+            * (30 * config.d_model * config.n_layers + 3 * config.vocab_size)
         )
         check_memory(
             f"a full-batch pass over {per_pass} sequences (set lm.chunk_size to bound it)",
