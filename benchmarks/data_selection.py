@@ -95,7 +95,9 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--select-config", default="select-mixture")
     parser.add_argument("--pretrain-config", default="pretrain-small")
-    parser.add_argument("--ref-steps", type=int, default=200, help="reference model's steps")
+    parser.add_argument(
+        "--ref-steps", type=int, default=120, help="reference model's steps (best held-out loss)"
+    )
     parser.add_argument("--out", default=None, help="keep the runs here (default: a temp folder)")
     parser.add_argument(
         "--set",
