@@ -305,3 +305,9 @@ def test_empty_or_unreadable_corpus(corpus, tmp_path, capsys):
     for o in ("o1", "o2", "o3"):
         assert not (tmp_path / o / "metrics.json").exists()
         assert not (tmp_path / o / "selected.jsonl").exists()
+
+
+def test_a_given_corpus_must_be_the_configured_mixture(corpus, tmp_path):
+    with pytest.raises(UserError, match="not the mixture this config describes"):
+        select(tiny_config(corpus), tmp_path / "o", corpus=object())
+    assert not (tmp_path / "o").exists()

@@ -243,15 +243,21 @@ def select(
     resume: bool = False,
     quiet: bool = False,
     command: str = "",
+    corpus=None,
 ) -> SelectionResult | None:
     """Select data as ``config`` says and write it into ``out`` (see the module docstring).
 
     Under torch.distributed (launched by torchrun, or a process group already made) every rank
     calls this: rank 0 solves the proxy and fits the scorer, all ranks score their share of
     the corpus's blocks, rank 0 writes the selection and returns the result (others: None).
+
+    ``corpus``: the built-in mixture already built for this config (``Mixture(config.mixture,
+    config.seed, ...)``), to save building it again; anything else is built from the config.
     """
     config.validate()
     out = Path(out)
+    if corpus is not None and not _same_mixture(corpus, config):
+        raise UserError("select: the corpus given is not the mixture this config describes")
     rank, size = world()
     say = (lambda *_: None) if quiet or rank else tqdm.write
     fd = None
@@ -262,7 +268,7 @@ def select(
         try:
             fd = _start(out, config, resume, command)
             timings = _read_timings(out)
-            corpus = _prepare(config, out, say, quiet, timings)
+            corpus = _prepare(config, out, say, quiet, timings, corpus)
         except UserError as exc:
             error = exc
     try:
@@ -382,15 +388,28 @@ def _desired(config: SelectConfig, corpus, tokenizer) -> np.ndarray:
     return seqs
 
 
-def _prepare(config: SelectConfig, out: Path, say, quiet: bool, timings):
+def _same_mixture(corpus, config: SelectConfig) -> bool:
+    return (
+        isinstance(corpus, Mixture)
+        and config.data.corpus == "mixture"
+        and corpus.config == config.mixture
+        and (corpus.seed, corpus.vocab_size, corpus.seq_len)
+        == (config.seed, config.data.vocab_size, config.data.seq_len)
+    )
+
+
+def _prepare(config: SelectConfig, out: Path, say, quiet: bool, timings, corpus=None):
     """Rank 0: the tokenizer, the proxy solution and the fitted scorer, each kept on disk;
-    returns the corpus when it had to open it (None otherwise)."""
+    returns the corpus (opened here unless given)."""
     if config.scorer.path:
         _adopt_scorer(config, out)
-        return None
+        return corpus
     tok_path = out / "tokenizer.json"
-    tokenizer = _load_tokenizer(tok_path) if tok_path.exists() else None
-    corpus, tokenizer = _open_corpus(config, tokenizer)
+    if corpus is not None:
+        tokenizer = corpus.tokenizer
+    else:
+        tokenizer = _load_tokenizer(tok_path) if tok_path.exists() else None
+        corpus, tokenizer = _open_corpus(config, tokenizer)
     if not tok_path.exists():
         atomic_write(tok_path, lambda tmp: tokenizer.save(str(tmp)))
     if not (out / "proxy.npz").exists():
