@@ -658,3 +658,13 @@ def test_sigterm_to_a_running_command_stops_it_cleanly_and_it_resumes(tmp_path, 
         config=load_config(None, "perceptron", {**SMALL, "outer.epochs": 400}), quiet=True
     )
     assert resumed["objective_per_epoch"] == fresh.metrics["objective_per_epoch"]
+
+
+def test_user_error_stays_one_line_whatever_it_quotes():
+    # a key or cell with line breaks, quoted in a message, must not split the CLI's one line
+    from learnlaw.errors import UserError
+
+    quoted = "key\nwith\r\nbreaks\u2028and\x85more"
+    message = str(UserError(f"fit.json: unexpected key {quoted!s}"))
+    assert len(message.splitlines()) == 1
+    assert "key\\nwith\\r\\nbreaks\\u2028and\\x85more" in message

@@ -16,7 +16,6 @@ never write into one folder at the same time.
 from __future__ import annotations
 
 import json
-import os
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
@@ -29,7 +28,9 @@ from learnlaw.errors import UserError
 from learnlaw.files import (
     atomic_write,
     load_state,
+    lock_folder,
     save_state,
+    unlock_folder,
     versions,
     write_csv,
     write_json,
@@ -297,26 +298,11 @@ def _remove_stale_temporaries(path: Path) -> None:
 
 def _lock(path: Path) -> int:
     """Take the folder's lock or refuse: two runs must never write into one folder."""
-    try:
-        fd = os.open(path / LOCK, os.O_RDWR | os.O_CREAT, 0o644)
-    except OSError as exc:
-        raise UserError(f"{path}: cannot write there ({exc.strerror or exc})") from None
-    try:
-        import fcntl
-
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except ImportError:  # pragma: no cover - not POSIX
-        pass
-    except OSError:
-        os.close(fd)
-        raise UserError(
-            f"{path}: another learnlaw run is using this folder; wait for it or choose another --out"
-        ) from None
-    return fd
+    return lock_folder(path)
 
 
 def _unlock(fd: int) -> None:
-    os.close(fd)  # closing the descriptor releases the lock
+    unlock_folder(fd)
 
 
 def _differences(saved: dict[str, Any], current: dict[str, Any]) -> list[str]:
