@@ -34,6 +34,7 @@ from learnlaw.files import (
     versions,
     write_csv,
     write_json,
+    written_by_learnlaw,
 )
 from learnlaw.policy.config import PolicyConfig, config_from_json
 from learnlaw.policy.engine import Policy
@@ -277,7 +278,7 @@ def _remove(p: Path) -> None:
     """Delete a file learnlaw writes; a figure folder only holds learnlaw's PNGs."""
     if p.is_dir() and not p.is_symlink():
         for child in p.iterdir():
-            if child.suffix == ".png" and child.is_file():
+            if child.suffix == ".png" and child.is_file() and written_by_learnlaw(child):
                 child.unlink()
         try:
             p.rmdir()

@@ -143,7 +143,10 @@ def train_tokenizer(docs: list[str], vocab_size: int, cache: bool = True):
         raise UserError(f"vocab_size={vocab_size}: a byte-level BPE needs at least 258 tokens")
     path = cache_dir() / "tokenizers" / f"{corpus_hash(docs)}-{vocab_size}.json"
     if cache and path.exists():
-        return Tokenizer.from_file(str(path))
+        try:
+            return Tokenizer.from_file(str(path))
+        except Exception:  # a damaged cache file (tokenizers raises a bare Exception): retrain
+            pass
     tok = Tokenizer(BPE())
     tok.pre_tokenizer = ByteLevel(add_prefix_space=False)
     tok.decoder = ByteLevelDecoder()
@@ -160,7 +163,10 @@ def train_tokenizer(docs: list[str], vocab_size: int, cache: bool = True):
             "BPE tokens; use a smaller vocabulary or a larger corpus"
         )
     if cache:
-        atomic_write(path, lambda tmp: tok.save(str(tmp)))
+        try:
+            atomic_write(path, lambda tmp: tok.save(str(tmp)))
+        except (OSError, UserError):
+            pass  # the cache only saves time: a read-only or full cache folder costs a retrain
     return tok
 
 
