@@ -16,6 +16,7 @@ BUILTIN = sorted(p.stem for p in (Path(learnlaw.__file__).parent / "configs").gl
 def test_the_documented_configs_are_built_in():
     assert {
         "lm-cpu",
+        "lm-gpu",
         "lm-paper",
         "perceptron-paper",
         "perceptron-demo",

@@ -44,7 +44,7 @@ def print_summary(metrics: dict, out: Path) -> None:
     "--config",
     "config_path",
     default=None,
-    help="TOML config file, or a built-in name (perceptron-paper, perceptron-demo, perceptron-reference, perceptron-learning-law, lm-cpu, lm-paper).",
+    help="TOML config file, or a built-in name (perceptron-paper, perceptron-demo, perceptron-reference, perceptron-learning-law, lm-cpu, lm-gpu, lm-paper).",
 )
 @click.option("--epochs", type=int, default=None, help="Outer epochs (overrides the config).")
 @click.option(
