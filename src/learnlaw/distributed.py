@@ -113,9 +113,12 @@ class Comm:
         return r * n // self.world_size, (r + 1) * n // self.world_size
 
     def run_device(self, requested: str) -> str:
-        """The device this rank computes on: ``cuda`` means one GPU per rank (``LOCAL_RANK``)."""
+        """The device this rank computes on: ``cuda`` means one GPU per rank (with nccl the
+        current device, which ``joined`` sets from ``LOCAL_RANK``)."""
         if requested != "cuda" or self.single:
             return requested
+        if self.device.type == "cuda":
+            return str(self.device)
         local = os.environ.get("LOCAL_RANK")
         index = int(local) if local is not None else self.rank % torch.cuda.device_count()
         return f"cuda:{index}"
@@ -191,14 +194,9 @@ class Comm:
 
     def posted_failure(self, wait: float = 2.0) -> tuple[int, str] | None:
         """(rank, message) of the process that failed first, if one left a message."""
-        if self.store is None:
+        if not _wait_for(self.store, self._failed_key, wait):
             return None
-        deadline = time.monotonic() + wait
         try:
-            while not self.store.check([self._failed_key]):
-                if time.monotonic() > deadline:
-                    return None
-                time.sleep(0.05)
             rank, _, message = self.store.get(self._failed_key).decode("utf-8").partition("\n")
             return int(rank), message
         except Exception:
@@ -267,30 +265,26 @@ def joined(device: str = "cpu", timeout_minutes: float = 10.0) -> Iterator[Comm]
                     pass
             raise
         if isinstance(exc, UserError) and not isinstance(exc, PeerFailure):
-            if not _reported(comm, wait=10.0):
+            if not _wait_for(comm.store, REPORTED_KEY, 10.0):
                 raise RankFailure(f"process {comm.rank} of {comm.world_size}: {exc}") from None
         raise
     else:
         dist.destroy_process_group()
 
 
-def _reported(comm: Comm, wait: float) -> bool:
-    if comm.store is None:
+def _wait_for(store: Any, key: str, seconds: float) -> bool:
+    """Whether ``key`` appears in ``store`` within ``seconds`` (False without a store)."""
+    if store is None:
         return False
-    deadline = time.monotonic() + wait
+    deadline = time.monotonic() + seconds
     try:
-        while not comm.store.check([REPORTED_KEY]):
+        while not store.check([key]):
             if time.monotonic() > deadline:
                 return False
             time.sleep(0.05)
         return True
-    except Exception:
+    except Exception:  # the store went away with its host
         return False
-
-
-def is_launched() -> bool:
-    """Whether this process is one of several started by a launcher such as torchrun."""
-    return int(os.environ.get("WORLD_SIZE", "1")) > 1
 
 
 def reports_errors() -> bool:

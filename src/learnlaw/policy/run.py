@@ -107,11 +107,22 @@ def optimize(
         task, config = resolve_task(task, config, comm.run_device(config.train.device))
         work = task.for_run(comm, DTYPES.get(config.train.autocast))  # this rank's examples
         return _optimize(
-            task, work, config, out, comm, resume, overwrite, quiet, max_seconds, command
+            task,
+            work,
+            config,
+            out,
+            comm,
+            resume=resume,
+            overwrite=overwrite,
+            quiet=quiet,
+            max_seconds=max_seconds,
+            command=command,
         )
 
 
-def _optimize(task, work, config, out, comm, resume, overwrite, quiet, max_seconds, command):
+def _optimize(task, work, config, out, comm, *, resume, overwrite, quiet, max_seconds, command):
+    """The run: ``task`` as given (the whole policy's size, the run folder's record) and
+    ``work``, the same task computing over this rank's examples."""
     steps, eta, n = config.train.steps, config.train.lr, task.n_train
     k = config.train.checkpoint_every or default_checkpoint_every(steps)
     quiet = quiet or comm.rank != 0
@@ -138,7 +149,6 @@ def _optimize(task, work, config, out, comm, resume, overwrite, quiet, max_secon
                 folder.save_checkpoint(full)
 
     with folder if folder is not None else nullcontext():
-        state = None
         if resume:  # every rank reads the whole checkpoint and keeps its own columns
             saved = (
                 folder.load_checkpoint(task, config)
@@ -148,13 +158,9 @@ def _optimize(task, work, config, out, comm, resume, overwrite, quiet, max_secon
             state = _local_state(saved, comm, n)
             say(f"resuming at outer epoch {state['epoch']} of {config.outer.epochs}")
         else:
+            a, b = work.local("train")
             uniform = Policy.uniform(
-                steps,
-                n,
-                config.outer.segment,
-                task.theta0.dtype,
-                work.theta0.device,
-                columns=work.local("train")[1] - work.local("train")[0],
+                steps, n, config.outer.segment, task.theta0.dtype, work.theta0.device, b - a
             )
             with _where("the uniform run"):
                 curves = run_policy(work, uniform, eta, steps).curves
@@ -236,46 +242,31 @@ def _optimize(task, work, config, out, comm, resume, overwrite, quiet, max_secon
     return result
 
 
+def _map_tensors(obj: Any, fn, done: dict[int, torch.Tensor] | None = None) -> Any:
+    """``obj`` (dicts, lists, values) with ``fn`` applied to every tensor in it; a tensor that
+    appears several times is mapped once, so what was shared stays shared."""
+    done = {} if done is None else done
+    if isinstance(obj, dict):
+        return {key: _map_tensors(value, fn, done) for key, value in obj.items()}
+    if isinstance(obj, list):
+        return [_map_tensors(value, fn, done) for value in obj]
+    if isinstance(obj, torch.Tensor):
+        if id(obj) not in done:
+            done[id(obj)] = fn(obj)
+        return done[id(obj)]
+    return obj
+
+
 def _gather_state(state: dict[str, Any], comm: Comm, n: int) -> dict[str, Any]:
     """The state with the whole policy: every tensor of a run's state is a block of policy
     columns (weights, tracked weights, the optimiser's weights and gradients)."""
-    if comm.single:
-        return state
-    done: dict[int, torch.Tensor] = {}  # a tensor shared in the state stays shared
-
-    def full(obj):
-        if isinstance(obj, dict):
-            return {key: full(value) for key, value in obj.items()}
-        if isinstance(obj, list):
-            return [full(value) for value in obj]
-        if isinstance(obj, torch.Tensor):
-            if id(obj) not in done:
-                done[id(obj)] = comm.gather(obj, n)
-            return done[id(obj)]
-        return obj
-
-    return full(state)
+    return state if comm.single else _map_tensors(state, lambda t: comm.gather(t, n))
 
 
 def _local_state(state: dict[str, Any], comm: Comm, n: int) -> dict[str, Any]:
     """This rank's columns of every tensor of a whole state (the inverse of _gather_state)."""
-    if comm.single:
-        return state
     a, b = comm.block(n)
-    done: dict[int, torch.Tensor] = {}
-
-    def local(obj):
-        if isinstance(obj, dict):
-            return {key: local(value) for key, value in obj.items()}
-        if isinstance(obj, list):
-            return [local(value) for value in obj]
-        if isinstance(obj, torch.Tensor):
-            if id(obj) not in done:
-                done[id(obj)] = obj[..., a:b].clone()
-            return done[id(obj)]
-        return obj
-
-    return local(state)
+    return state if comm.single else _map_tensors(state, lambda t: t[..., a:b].clone())
 
 
 def _result(task, config, state, stopped_early, out) -> PolicyResult:
