@@ -211,7 +211,7 @@ def gpu_rows(args) -> None:
         return f"peak {torch.cuda.max_memory_allocated() / 2**30:.1f} GiB" if cuda else ""
 
     def row(label: str, value: str, note: str = "") -> None:
-        print(f"{label:58} {value:>14}  {note}", flush=True)
+        print(f"{label:66} {value:>14}  {note}", flush=True)
 
     def minutes_left() -> float:
         return args.deadline_minutes - (time.perf_counter() - started) / 60
