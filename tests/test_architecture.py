@@ -51,3 +51,29 @@ def test_importing_every_module_changes_no_environment_and_no_backend():
     assert report["modules"] > 40  # every module was imported, the CLI's included
     assert report["env_changed"] == []
     assert not report["backend_changed"] and not report["pyplot_loaded"]
+
+
+def test_no_import_cycles_between_modules():
+    """Layers forbid upward imports; this also forbids cycles inside one layer (a module
+    graph that is a DAG), with grimp, the graph library under import-linter."""
+    grimp = pytest.importorskip("grimp")
+    graph = grimp.build_graph("learnlaw")
+    modules = sorted(graph.modules)
+    state: dict[str, int] = {}  # 1: on the current path, 2: done
+    cycle: list[str] = []
+
+    def visit(m: str, path: list[str]) -> bool:
+        state[m] = 1
+        for n in sorted(graph.find_modules_directly_imported_by(m)):
+            if state.get(n) == 1:
+                cycle.extend([*path[path.index(n):], m, n] if n in path else [m, n])
+                return True
+            if n not in state and visit(n, [*path, m]):
+                return True
+        state[m] = 2
+        return False
+
+    for m in modules:
+        if m not in state and visit(m, []):
+            break
+    assert not cycle, " -> ".join(cycle)

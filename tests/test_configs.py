@@ -20,6 +20,7 @@ POLICY = [n for n in BUILTIN if n not in OTHER["select"] + OTHER["pretrain"]]
 def test_the_documented_configs_are_built_in():
     assert {
         "lm-cpu",
+        "lm-gpu",
         "lm-paper",
         "perceptron-paper",
         "perceptron-demo",

@@ -2,6 +2,9 @@
 
 User mistakes (``UserError``, bad options, and files that cannot be read or written) become one
 line on stderr and exit code 2, in ``main`` only; anything else is a bug and keeps its traceback.
+Under torchrun only rank 0 prints them (every rank meets the same bad input; rank 0 reports
+another rank's failure, see ``learnlaw.distributed.joined``), so one line appears however
+many processes stop.
 """
 
 from __future__ import annotations
@@ -17,6 +20,7 @@ from learnlaw.cli.policy import policy
 from learnlaw.cli.pretrain import pretrain_command
 from learnlaw.cli.schedule import schedule
 from learnlaw.cli.select import select_command
+from learnlaw.distributed import RankFailure, reports_errors
 from learnlaw.errors import UserError
 
 
@@ -45,8 +49,9 @@ cli.add_command(select_command)
 cli.add_command(pretrain_command)
 
 
-def _fail(message: str) -> None:
-    click.echo(f"learnlaw: error: {message}", err=True)
+def _fail(message: str, report: bool = True) -> None:
+    if report:
+        click.echo(f"learnlaw: error: {message}", err=True)
     sys.exit(2)
 
 
@@ -55,16 +60,16 @@ def run(argv: list[str] | None = None) -> None:
     try:
         code = cli.main(args=argv, prog_name="learnlaw", standalone_mode=False)
     except UserError as exc:
-        _fail(str(exc))
+        _fail(str(exc), reports_errors() or isinstance(exc, RankFailure))
     except click.UsageError as exc:
         hint = f" (see '{exc.ctx.command_path} --help')" if exc.ctx is not None else ""
-        _fail(exc.format_message().replace("\n", " ") + hint)
+        _fail(exc.format_message().replace("\n", " ") + hint, reports_errors())
     except click.ClickException as exc:
-        _fail(exc.format_message())
+        _fail(exc.format_message(), reports_errors())
     except OSError as exc:
         if exc.filename is None:  # not about a file the user named: keep the traceback
             raise
-        _fail(f"{exc.filename}: {exc.strerror or exc}")
+        _fail(f"{exc.filename}: {exc.strerror or exc}", reports_errors())
     except (click.Abort, KeyboardInterrupt):
         click.echo("learnlaw: interrupted", err=True)
         sys.exit(130)

@@ -10,6 +10,7 @@ import click
 
 from learnlaw.cli.common import table
 from learnlaw.configfile import parse_override
+from learnlaw.distributed import reports_errors
 from learnlaw.errors import UserError
 from learnlaw.policy.config import load_config
 
@@ -44,7 +45,7 @@ def print_summary(metrics: dict, out: Path) -> None:
     "--config",
     "config_path",
     default=None,
-    help="TOML config file, or a built-in name (perceptron-paper, perceptron-demo, perceptron-reference, perceptron-learning-law, lm-cpu, lm-paper).",
+    help="TOML config file, or a built-in name (perceptron-paper, perceptron-demo, perceptron-reference, perceptron-learning-law, lm-cpu, lm-gpu, lm-paper).",
 )
 @click.option("--epochs", type=int, default=None, help="Outer epochs (overrides the config).")
 @click.option(
@@ -71,8 +72,22 @@ def print_summary(metrics: dict, out: Path) -> None:
     "--max-minutes", type=float, default=None, help="Stop after the epoch that passes this budget."
 )
 @click.option("--quiet", is_flag=True, help="No progress bar.")
-def optimize_command(task, config_path, epochs, out, resume, overrides, device, max_minutes, quiet):
-    """Optimise a data policy by exact hypergradients and write the run into --out."""
+@click.option(
+    "--timeout",
+    "timeout_minutes",
+    type=float,
+    default=10.0,
+    show_default=True,
+    help="Under torchrun: minutes a process waits for the others before it gives up.",
+)
+def optimize_command(
+    task, config_path, epochs, out, resume, overrides, device, max_minutes, quiet, timeout_minutes
+):
+    """Optimise a data policy by exact hypergradients and write the run into --out.
+
+    Data parallel: torchrun --standalone --nproc-per-node P -m learnlaw policy optimize ...
+    """
+    from learnlaw.distributed import joined
     from learnlaw.policy import optimize
 
     values = dict(parse_override(o) for o in overrides)
@@ -82,6 +97,8 @@ def optimize_command(task, config_path, epochs, out, resume, overrides, device, 
         values["train.device"] = device
     if max_minutes is not None and not max_minutes > 0:
         raise UserError(f"--max-minutes {max_minutes:g}: must be positive")
+    if not timeout_minutes > 0:
+        raise UserError(f"--timeout {timeout_minutes:g}: must be positive")
     out_dir = Path(out)
     if resume and config_path is None and task is None and not values:
         from learnlaw.policy.runfolder import saved_config
@@ -90,20 +107,25 @@ def optimize_command(task, config_path, epochs, out, resume, overrides, device, 
     else:
         config = load_config(config_path, task, values)
     try:
-        result = optimize(
-            config=config,
-            out=out_dir,
-            resume=resume,
-            quiet=quiet,
-            max_seconds=None if max_minutes is None else 60 * max_minutes,
-            command=shlex.join(["learnlaw", *sys.argv[1:]]),
-        )
+        with joined(config.train.device, timeout_minutes) as comm:
+            result = optimize(
+                config=config,
+                out=out_dir,
+                resume=resume,
+                quiet=quiet,
+                max_seconds=None if max_minutes is None else 60 * max_minutes,
+                command=shlex.join(["learnlaw", *sys.argv[1:]]),
+            )
     except KeyboardInterrupt:
-        click.echo(
-            f"interrupted; the last finished epoch is saved: continue with --resume --out {out_dir}",
-            err=True,
-        )
+        if reports_errors():
+            click.echo(
+                "interrupted; the last finished epoch is saved: continue with "
+                f"--resume --out {out_dir}",
+                err=True,
+            )
         raise SystemExit(130) from None
+    if comm.rank != 0:
+        return  # rank 0 prints the summary
     if result.stopped_early:
         click.echo(
             f"stopped after outer epoch {result.history[-1]['epoch']} of {config.outer.epochs} "

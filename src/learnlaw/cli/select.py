@@ -38,6 +38,7 @@ def select_command(config_path, out, overrides, resume, device, quiet):
     Writes selected.jsonl, scores.npy, histogram.png, report.md and metrics.json into --out.
     Under torchrun the corpus is scored data-parallel (rank 0 writes the outputs)."""
     from learnlaw.configfile import parse_override
+    from learnlaw.distributed import joined
     from learnlaw.selection import load_select_config, select
 
     values = dict(parse_override(o) for o in overrides)
@@ -45,13 +46,15 @@ def select_command(config_path, out, overrides, resume, device, quiet):
         values["device"] = device
     config = load_select_config(config_path, values)
     try:
-        result = select(
-            config,
-            Path(out),
-            resume=resume,
-            quiet=quiet,
-            command=shlex.join(["learnlaw", *sys.argv[1:]]),
-        )
+        # rank 0 solves the proxy while the others wait for it: allow that a day
+        with joined(config.device, timeout_minutes=24 * 60):
+            result = select(
+                config,
+                Path(out),
+                resume=resume,
+                quiet=quiet,
+                command=shlex.join(["learnlaw", *sys.argv[1:]]),
+            )
     except KeyboardInterrupt:
         click.echo(f"interrupted; continue with --resume --out {out}", err=True)
         raise SystemExit(130) from None

@@ -30,6 +30,7 @@ class TrainConfig:
     device: str = "cpu"
     dtype: str = "float64"
     checkpoint_every: int = 0  # keep theta every k steps for the adjoint; 0 = ceil(sqrt(steps))
+    autocast: str = "none"  # "bfloat16": the model's passes in bf16, parameters/adjoint float32
 
     def validate(self) -> None:
         if self.steps <= 0:
@@ -38,6 +39,13 @@ class TrainConfig:
             raise UserError(f"train.lr = {self.lr}: must be positive")
         if self.dtype not in ("float64", "float32", "bfloat16"):
             raise UserError(f"train.dtype = {self.dtype!r}: expected float64, float32 or bfloat16")
+        if self.autocast not in ("none", "bfloat16"):
+            raise UserError(f"train.autocast = {self.autocast!r}: expected none or bfloat16")
+        if self.autocast != "none" and self.dtype != "float32":
+            raise UserError(
+                f'train.autocast = {self.autocast!r} needs train.dtype = "float32" (the '
+                f"parameters and the adjoint stay in float32), not {self.dtype!r}"
+            )
         if self.checkpoint_every < 0:
             raise UserError(f"train.checkpoint_every = {self.checkpoint_every}: must be >= 0")
         if self.device.startswith("cuda"):

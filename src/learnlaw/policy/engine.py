@@ -11,6 +11,12 @@ The hypergradient dJ/dgamma comes from the discrete adjoint, swept backwards:
 Memory: theta is kept every k steps in the forward run; each segment of k steps is recomputed
 from its checkpoint during the backward sweep, so O(T/k + k) parameter vectors are held
 (k = 1 keeps the whole trajectory and recomputes nothing).
+
+On several processes (a task from ``Task.for_run``) the policy holds this rank's columns,
+the task returns this rank's shares, and the full-batch sums are all-reduced here: one
+all-reduce per step forward (the weighted gradient), one per step backward (the
+Hessian-vector product with the desired-loss gradient), and one per run for all the
+evaluation curves. theta and the adjoint are then the same on every rank.
 """
 
 from __future__ import annotations
@@ -39,10 +45,18 @@ class Policy:
 
     @classmethod
     def uniform(
-        cls, steps: int, n: int, segment: int = 1, dtype=torch.float64, device="cpu"
+        cls,
+        steps: int,
+        n: int,
+        segment: int = 1,
+        dtype=torch.float64,
+        device="cpu",
+        columns: int | None = None,
     ) -> Policy:
+        """Weights 1/n; ``columns`` of them per row (default n: a rank holds its own)."""
         rows = math.ceil(steps / segment)
-        return cls(torch.full((rows, n), 1.0 / n, dtype=dtype, device=device), segment)
+        shape = (rows, n if columns is None else columns)
+        return cls(torch.full(shape, 1.0 / n, dtype=dtype, device=device), segment)
 
     def row(self, t: int) -> int:
         return t // self.segment
@@ -88,12 +102,12 @@ def run_policy(
     ``keep_every=k`` keeps theta_t for t divisible by k (for the adjoint); ``on_step(t, theta)``
     sees every theta_t (for analyses that need the whole trajectory without storing it).
     """
+    comm = task.comm
     theta = task.theta0.clone()
-    records: dict[str, list[float]] = {}
+    records: list[dict[str, float]] = []  # this rank's shares of every set's mean loss
     kept: dict[int, torch.Tensor] = {}
     for t in range(steps + 1):
-        for split, value in task.evaluate(theta).items():
-            records.setdefault(split, []).append(value)
+        records.append(task.evaluate(theta))
         if on_step is not None:
             on_step(t, theta)
         if t == steps:
@@ -101,15 +115,25 @@ def run_policy(
         if keep_every and t % keep_every == 0:
             kept[t] = theta
         with torch.no_grad():
-            theta = theta - eta * task.train_gradient(theta, policy.at(t))
+            theta = theta - eta * comm.sum(task.train_gradient(theta, policy.at(t)))
         _check_finite(theta, "theta", t + 1)
-    curves = {k: np.asarray(v) for k, v in records.items()}
+    curves = _curves(records, comm)
     if not np.all(np.isfinite(curves["objective"])):
         bad = int(np.argmax(~np.isfinite(curves["objective"])))
         raise DivergenceError(
             f"the inner run diverged: the desired loss is NaN or infinite at step {bad}"
         )
     return InnerRun(curves, kept, theta)
+
+
+def _curves(records: list[dict[str, float]], comm) -> dict[str, np.ndarray]:
+    """The loss curves from every step's shares (summed over the ranks in one all-reduce)."""
+    splits = list(records[0])
+    if comm.single:
+        return {k: np.asarray([r[k] for r in records]) for k in splits}
+    shares = torch.tensor([[r[k] for k in splits] for r in records], dtype=torch.float64)
+    summed = comm.sum(shares).numpy()
+    return {k: summed[:, i].copy() for i, k in enumerate(splits)}
 
 
 def default_checkpoint_every(steps: int) -> int:
@@ -125,22 +149,28 @@ def hypergradient(
 ) -> tuple[InnerRun, torch.Tensor]:
     """The forward run under ``policy`` and dJ/d(policy rows), by the checkpointed adjoint."""
     k = checkpoint_every or default_checkpoint_every(steps)
+    comm = task.comm
     run = run_policy(task, policy, eta, steps, keep_every=k)
     grads = torch.zeros_like(policy.weights)
     with torch.no_grad():
         _, g_final = task.objective_value_and_grad(run.final_theta)
-        lam = g_final / steps
+        lam = comm.sum(g_final) / steps
+        _check_finite(lam, "the adjoint", steps)
         for seg_start in reversed(range(0, steps, k)):
             seg_end = min(seg_start + k, steps)
             thetas = [run.checkpoints.pop(seg_start)]
             for t in range(seg_start, seg_end - 1):
-                thetas.append(thetas[-1] - eta * task.train_gradient(thetas[-1], policy.at(t)))
+                g = comm.sum(task.train_gradient(thetas[-1], policy.at(t)))
+                thetas.append(thetas[-1] - eta * g)
             for t in reversed(range(seg_start, seg_end)):
                 theta = thetas.pop()
                 dots, hvp = task.dots_and_hvp(theta, policy.at(t), lam)
                 grads[policy.row(t)] -= eta * dots
+                if t == 0:
+                    break  # lambda_0 is not needed
+                # the HVP and the desired-loss gradient summed over the ranks in one all-reduce
+                hvp, g = comm.sum(hvp, task.objective_value_and_grad(theta)[1])
                 lam = lam - eta * hvp
-                if t >= 1:
-                    lam = lam + task.objective_value_and_grad(theta)[1] / steps
+                lam = lam + g / steps
                 _check_finite(lam, "the adjoint", t)
     return run, grads

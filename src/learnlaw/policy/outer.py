@@ -25,6 +25,11 @@ optimiser so that a step that raised the objective is retried from the last acce
 half the step; ``lowest(...)`` tracks the epoch with the smallest value of a score (the kept
 policy on the select set; the lowest objective). States are plain dicts of numbers and
 tensors, so a checkpoint can store them without pickles.
+
+On several processes (``learnlaw.distributed``) the weights and gradients are this rank's
+columns; every reduction over a row (sums, maxima, the softmax, the projection's threshold)
+and over the whole policy (the calibration's maximum) is all-reduced, so every rank takes the
+step the single process would take, to rounding.
 """
 
 from __future__ import annotations
@@ -36,6 +41,7 @@ from typing import Any, NamedTuple
 
 import torch
 
+from learnlaw.distributed import SINGLE, Comm
 from learnlaw.errors import UserError
 from learnlaw.policy.simplex import project_rows_to_simplex
 
@@ -82,48 +88,74 @@ def decay_factor(config: OuterConfig, epoch: int) -> float:
     return 1.0 - epoch / config.epochs
 
 
-def _direction(weights: torch.Tensor, grads: torch.Tensor, method: str) -> torch.Tensor:
+def _row_sum(x: torch.Tensor, comm: Comm) -> torch.Tensor:
+    return comm.sum(x.sum(dim=1, keepdim=True))
+
+
+def _row_max(x: torch.Tensor, comm: Comm) -> torch.Tensor:
+    return comm.max(x.amax(dim=1, keepdim=True))
+
+
+def _softmax_rows(logits: torch.Tensor, comm: Comm) -> torch.Tensor:
+    if comm.single:
+        return torch.softmax(logits, dim=1)
+    e = torch.exp(logits - _row_max(logits, comm))
+    return e / _row_sum(e, comm)
+
+
+def _direction(
+    weights: torch.Tensor, grads: torch.Tensor, method: str, comm: Comm = SINGLE
+) -> torch.Tensor:
     """First-order change of the weights per unit step (before projection / renormalisation)."""
     if method == "pgd":
         return -grads
     # exponentiated gradient: d w_n = -s w_n (g_n - sum_m w_m g_m)
-    return -weights * (grads - (weights * grads).sum(dim=1, keepdim=True))
+    return -weights * (grads - _row_sum(weights * grads, comm))
 
 
-def calibrate_base_step(weights: torch.Tensor, grads: torch.Tensor, config: OuterConfig) -> float:
+def calibrate_base_step(
+    weights: torch.Tensor, grads: torch.Tensor, config: OuterConfig, comm: Comm = SINGLE
+) -> float:
     """The base step: ``config.lr``, or for "auto" the step whose largest change is max_change/N."""
     if config.lr != "auto":
         return float(config.lr)
     if config.normalize == "row":
         return config.max_change  # a relative change; outer_step turns it into row steps
-    scale = float(_direction(weights, grads, config.method).abs().max())
-    return config.max_change / (weights.shape[1] * scale) if scale > 0 else 0.0
+    scale = float(comm.max(_direction(weights, grads, config.method, comm).abs().max()))
+    n = comm.total(weights.shape[1])
+    return config.max_change / (n * scale) if scale > 0 else 0.0
 
 
 def outer_step(
-    weights: torch.Tensor, grads: torch.Tensor, epoch: int, config: OuterConfig, base_step: float
+    weights: torch.Tensor,
+    grads: torch.Tensor,
+    epoch: int,
+    config: OuterConfig,
+    base_step: float,
+    comm: Comm = SINGLE,
 ) -> tuple[torch.Tensor, float]:
     """The policy after one outer epoch, and the step size used (for normalize="row": the
     largest weight change per row, in units of 1/N)."""
     step = base_step * decay_factor(config, epoch)
     reported = step
+    n = comm.total(weights.shape[1])
     centred = (
-        grads - grads.mean(dim=1, keepdim=True)  # the projection ignores a shift of a row
+        grads - _row_sum(grads, comm) / n  # the projection ignores a shift of a row
         if config.method == "pgd"
-        else grads - (weights * grads).sum(dim=1, keepdim=True)
+        else grads - _row_sum(weights * grads, comm)
     )
     if config.normalize == "row":
         direction = centred if config.method == "pgd" else weights * centred
-        scale = direction.abs().amax(dim=1, keepdim=True)
+        scale = _row_max(direction.abs(), comm)
         # a row whose gradient is constant (up to rounding) has nothing to move along
-        flat = scale <= 1e-12 * grads.abs().amax(dim=1, keepdim=True)
-        step = torch.where(flat, 0.0, step / (weights.shape[1] * scale.masked_fill(flat, 1.0)))
+        flat = scale <= 1e-12 * _row_max(grads.abs(), comm)
+        step = torch.where(flat, 0.0, step / (n * scale.masked_fill(flat, 1.0)))
     if config.method == "pgd":
         # with one step per row, the raw gradient's common part could swamp a row's tiny
         # differences in rounding; with one step for the run the raw gradient is kept (the
         # projection gives the same point up to rounding)
         update = centred if config.normalize == "row" else grads
-        return project_rows_to_simplex(weights - step * update), reported
+        return project_rows_to_simplex(weights - step * update, comm), reported
     # a row collapsed onto one example has a vanishing first-order change, hence a huge row
     # step: bound each log-weight change by the dtype's range (a weight can at most travel from
     # the smallest positive number to 1 in one step) so the update stays finite
@@ -131,7 +163,7 @@ def outer_step(
     limit = -math.log(floor)
     change = torch.where(centred == 0, 0.0, step * centred).clamp(-limit, limit)
     logits = torch.log(weights.clamp_min(floor)) - change
-    return torch.softmax(logits, dim=1), reported
+    return _softmax_rows(logits, comm), reported
 
 
 # ---- init / update pairs ---------------------------------------------------------------------
@@ -146,9 +178,10 @@ class Optimizer(NamedTuple):
     update: Callable[..., tuple[torch.Tensor, State]]
 
 
-def simplex_optimizer(config: OuterConfig) -> Optimizer:
+def simplex_optimizer(config: OuterConfig, comm: Comm = SINGLE) -> Optimizer:
     """Projected or exponentiated gradient steps (``config.method``) that decay over the
-    epochs; the base step is calibrated on the first update when ``config.lr`` is "auto"."""
+    epochs; the base step is calibrated on the first update when ``config.lr`` is "auto".
+    With ``comm``, the weights are this rank's columns of the policy."""
 
     def init(weights: torch.Tensor) -> State:
         return {"epoch": 0, "base_step": None, "step_size": None}
@@ -156,8 +189,8 @@ def simplex_optimizer(config: OuterConfig) -> Optimizer:
     def update(grads, state, weights, *, objective=None, step_scale: float = 1.0):
         base = state["base_step"]
         if base is None:
-            base = calibrate_base_step(weights, grads, config)
-        new, size = outer_step(weights, grads, state["epoch"], config, base * step_scale)
+            base = calibrate_base_step(weights, grads, config, comm)
+        new, size = outer_step(weights, grads, state["epoch"], config, base * step_scale, comm)
         return new, {"epoch": state["epoch"] + 1, "base_step": base, "step_size": size}
 
     return Optimizer(init, update)
@@ -196,8 +229,8 @@ def backtracking(inner: Optimizer) -> Optimizer:
     return Optimizer(init, update)
 
 
-def make_optimizer(config: OuterConfig) -> Optimizer:
-    base = simplex_optimizer(config)
+def make_optimizer(config: OuterConfig, comm: Comm = SINGLE) -> Optimizer:
+    base = simplex_optimizer(config, comm)
     return backtracking(base) if config.backtrack else base
 
 

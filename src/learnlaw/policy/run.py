@@ -7,6 +7,11 @@ Epoch e evaluates the policy after e outer steps; epoch 0 is the uniform policy 
 epoch (``outer.epochs``) is evaluated without a further step. The run lives in memory and is
 returned as a :class:`PolicyResult`; with ``out`` it is also a run folder (``runfolder``),
 checkpointed after every epoch so that a run killed at any moment resumes exactly.
+
+With a process group (``learnlaw.distributed``) every rank runs this same loop over its block
+of every set and its columns of the policy; the engine and the outer optimiser all-reduce
+what they need, so every rank takes the same decisions. Rank 0 alone writes the run folder;
+its checkpoint holds the whole policy, so a run resumes on any number of processes.
 """
 
 from __future__ import annotations
@@ -18,8 +23,10 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import torch
 from tqdm.auto import tqdm
 
+from learnlaw.distributed import Comm
 from learnlaw.errors import UserError
 from learnlaw.files import check_memory
 from learnlaw.policy.config import PolicyConfig
@@ -32,7 +39,7 @@ from learnlaw.policy.engine import (
 )
 from learnlaw.policy.outer import lowest, make_optimizer, step_size
 from learnlaw.policy.result import LearnedPolicy, PolicyResult
-from learnlaw.policy.runfolder import CHECKPOINT, RunFolder, saved_config
+from learnlaw.policy.runfolder import CHECKPOINT, RunFolder, read_checkpoint, saved_config
 from learnlaw.policy.speedup import (
     acceleration_ratio,
     auc_ratio,
@@ -41,21 +48,29 @@ from learnlaw.policy.speedup import (
     speedup_metrics,
 )
 from learnlaw.tasks import Task, build_task, task_name
+from learnlaw.tasks.registry import DTYPES
 
 
-def resolve_task(task: Task | None, config: PolicyConfig) -> tuple[Task, PolicyConfig]:
+def resolve_task(
+    task: Task | None, config: PolicyConfig, device: str | None = None
+) -> tuple[Task, PolicyConfig]:
     """The task to run and the config that records it (a given task is named in the config,
-    with its options when it has them, so the run folder can rebuild it)."""
+    with its options when it has them, so the run folder can rebuild it). ``device``
+    replaces the config's (a rank's own GPU)."""
+    t = config.train
     if task is None:
-        t = config.train
-        return build_task(config.task, config.task_options, config.seed, t.dtype, t.device), config
-    if not isinstance(task, Task):
+        task = build_task(
+            config.task, config.task_options, config.seed, t.dtype, device or t.device
+        )
+    elif not isinstance(task, Task):
         raise UserError(f"task: expected a learnlaw.tasks.Task, got {type(task).__name__}")
-    task.check()
-    cls = type(task)
-    options = getattr(task, "config", None)
-    options = options if cls.Config is not None and isinstance(options, cls.Config) else None
-    return task, replace(config, task=task_name(task), task_options=options)
+    else:
+        task.check()
+        cls = type(task)
+        options = getattr(task, "config", None)
+        options = options if cls.Config is not None and isinstance(options, cls.Config) else None
+        config = replace(config, task=task_name(task), task_options=options)
+    return task, config
 
 
 def optimize(
@@ -68,6 +83,7 @@ def optimize(
     quiet: bool = False,
     max_seconds: float | None = None,
     command: str = "",
+    process_group: Any = None,
 ) -> PolicyResult:
     """Learn a data policy for ``task`` (default: the task ``config`` names).
 
@@ -75,6 +91,11 @@ def optimize(
     empty, or this run's own with ``resume=True``; ``overwrite=True`` replaces a previous
     learnlaw run there, deleting only the files learnlaw writes) and checkpointed after every
     outer epoch. ``max_seconds`` stops after the epoch that passes the budget (resume later).
+
+    Data parallel: call it on every process of an initialised torch.distributed group
+    (``process_group``; by default the default group when one is initialised). Each rank
+    computes over its block of every set; all return the same result; rank 0 writes ``out``.
+    A device "cuda" means one GPU per rank (``LOCAL_RANK``).
     """
     if resume and out is None:
         raise UserError("resume needs the run folder (out=...)")
@@ -84,33 +105,73 @@ def optimize(
     config.validate()
     if max_seconds is not None and not max_seconds > 0:
         raise UserError(f"--max-minutes: must be positive, got {max_seconds / 60:g}")
-    task, config = resolve_task(task, config)
-    steps, eta = config.train.steps, config.train.lr
+    comm = Comm.of(process_group)
+    with comm.failures():
+        task, config = resolve_task(task, config, comm.run_device(config.train.device))
+        work = task.for_run(comm, DTYPES.get(config.train.autocast))  # this rank's examples
+        return _optimize(
+            task,
+            work,
+            config,
+            out,
+            comm,
+            resume=resume,
+            overwrite=overwrite,
+            quiet=quiet,
+            max_seconds=max_seconds,
+            command=command,
+        )
+
+
+def _optimize(task, work, config, out, comm, *, resume, overwrite, quiet, max_seconds, command):
+    """The run: ``task`` as given (the whole policy's size, the run folder's record) and
+    ``work``, the same task computing over this rank's examples."""
+    steps, eta, n = config.train.steps, config.train.lr, task.n_train
     rows = -(-steps // config.outer.segment)
     # the policy, its hypergradient, the kept, lowest-objective and accepted policies, the
     # accepted hypergradient and a step's temporaries: about eight T x N arrays
     itemsize = task.theta0.element_size()
-    check_memory(f"a policy of {rows} x {task.n_train} weights", 8 * itemsize * rows * task.n_train)
+    check_memory(f"a policy of {rows} x {n} weights", 8 * itemsize * rows * n)
     k = config.train.checkpoint_every or default_checkpoint_every(steps)
+    quiet = quiet or comm.rank != 0
     say = (lambda *_: None) if quiet else tqdm.write
-    optimizer, kept_tracker, lowest_tracker = make_optimizer(config.outer), lowest(), lowest()
+    optimizer, kept_tracker, lowest_tracker = make_optimizer(config.outer, comm), lowest(), lowest()
     folder = (
         RunFolder.start(
-            Path(out), config, task, resume=resume, overwrite=overwrite, command=command
+            Path(out),
+            config,
+            task,
+            resume=resume,
+            overwrite=overwrite,
+            command=command,
+            processes=comm.world_size,
         )
-        if out is not None
+        if out is not None and comm.rank == 0
         else None
     )
+
+    def checkpoint(state):
+        if out is not None:
+            full = _gather_state(state, comm, n)  # every rank takes part; rank 0 writes
+            if folder is not None:
+                folder.save_checkpoint(full)
+
     with folder if folder is not None else nullcontext():
-        state = folder.load_checkpoint(task, config) if resume else None
-        if state is not None:
+        if resume:  # every rank reads the whole checkpoint and keeps its own columns
+            saved = (
+                folder.load_checkpoint(task, config)
+                if folder is not None
+                else read_checkpoint(Path(out), task, config)
+            )
+            state = _local_state(saved, comm, n)
             say(f"resuming at outer epoch {state['epoch']} of {config.outer.epochs}")
         else:
+            a, b = work.local("train")
             uniform = Policy.uniform(
-                steps, task.n_train, config.outer.segment, task.theta0.dtype, task.theta0.device
+                steps, n, config.outer.segment, task.theta0.dtype, work.theta0.device, b - a
             )
             with _where("the uniform run"):
-                curves = run_policy(task, uniform, eta, steps).curves
+                curves = run_policy(work, uniform, eta, steps).curves
             state = {
                 "epoch": 0,
                 "weights": uniform.weights,
@@ -121,8 +182,7 @@ def optimize(
                 "history": [],
                 "seconds": 0.0,
             }
-            if folder is not None:
-                folder.save_checkpoint(state)
+            checkpoint(state)
         epochs = config.outer.epochs
         started = time.perf_counter()
         bar = tqdm(
@@ -141,9 +201,10 @@ def optimize(
             policy = Policy(weights, config.outer.segment)
             with _where(f"outer epoch {e}"):
                 if e < epochs:
-                    run, grads = hypergradient(task, policy, eta, steps, k)
+                    run, grads = hypergradient(work, policy, eta, steps, k)
                 else:
-                    run, grads = run_policy(task, policy, eta, steps), None
+                    run, grads = run_policy(work, policy, eta, steps), None
+            # every decision below reads all-reduced curves: the same on every rank
             score = _select_auc(run.curves)
             record = {
                 "epoch": e,
@@ -167,8 +228,7 @@ def optimize(
             state["history"].append(record)
             state["seconds"] += record["seconds"]
             state["epoch"] = e + 1
-            if folder is not None:
-                folder.save_checkpoint(state)
+            checkpoint(state)
             bar.update(1)
             bar.set_postfix(
                 J=f"{run.objective:.4g}",
@@ -176,18 +236,48 @@ def optimize(
                 kept=state["kept"]["epoch"],
             )
             over_budget = max_seconds is not None and time.perf_counter() - started > max_seconds
-            if over_budget and state["epoch"] <= epochs:
+            if comm.any(over_budget) and state["epoch"] <= epochs:
                 say(f"time budget reached after outer epoch {e}; continue with --resume")
                 stopped_early = True
                 break
         bar.close()
-        result = _result(task, config, state, stopped_early, folder)
+        full = _gather_state({"kept": state["kept"], "lowest": state["lowest"]}, comm, n)
+        result = _result(task, config, {**state, **full}, stopped_early, out)
+        result.metrics["processes"] = comm.world_size
         if folder is not None:
             folder.write_outputs(result)
+        comm.barrier()  # the others learn if rank 0 could not write the outputs
     return result
 
 
-def _result(task, config, state, stopped_early, folder) -> PolicyResult:
+def _map_tensors(obj: Any, fn, done: dict[int, torch.Tensor] | None = None) -> Any:
+    """``obj`` (dicts, lists, values) with ``fn`` applied to every tensor in it; a tensor that
+    appears several times is mapped once, so what was shared stays shared."""
+    done = {} if done is None else done
+    if isinstance(obj, dict):
+        return {key: _map_tensors(value, fn, done) for key, value in obj.items()}
+    if isinstance(obj, list):
+        return [_map_tensors(value, fn, done) for value in obj]
+    if isinstance(obj, torch.Tensor):
+        if id(obj) not in done:
+            done[id(obj)] = fn(obj)
+        return done[id(obj)]
+    return obj
+
+
+def _gather_state(state: dict[str, Any], comm: Comm, n: int) -> dict[str, Any]:
+    """The state with the whole policy: every tensor of a run's state is a block of policy
+    columns (weights, tracked weights, the optimiser's weights and gradients)."""
+    return state if comm.single else _map_tensors(state, lambda t: comm.gather(t, n))
+
+
+def _local_state(state: dict[str, Any], comm: Comm, n: int) -> dict[str, Any]:
+    """This rank's columns of every tensor of a whole state (the inverse of _gather_state)."""
+    a, b = comm.block(n)
+    return state if comm.single else _map_tensors(state, lambda t: t[..., a:b].clone())
+
+
+def _result(task, config, state, stopped_early, out) -> PolicyResult:
     segment = config.outer.segment
     kept, low = state["kept"], state["lowest"]
     result = PolicyResult(
@@ -199,7 +289,7 @@ def _result(task, config, state, stopped_early, folder) -> PolicyResult:
         learned_curves=kept["curves"],
         history=state["history"],
         metrics={},
-        out=folder.path if folder is not None else None,
+        out=Path(out) if out is not None else None,
         stopped_early=stopped_early,
     )
     result.metrics = run_metrics(result, state["seconds"])

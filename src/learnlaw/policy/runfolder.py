@@ -40,6 +40,7 @@ from learnlaw.policy.config import PolicyConfig, config_from_json
 from learnlaw.policy.engine import Policy
 from learnlaw.policy.result import POLICIES, LearnedPolicy, PolicyResult
 from learnlaw.tasks import Task, build_task
+from learnlaw.tasks.registry import DTYPES
 
 RUN_FORMAT = "learnlaw.run"
 RUN_FORMAT_VERSIONS = (1, 2)  # 2 added the run id
@@ -146,8 +147,10 @@ class RunFolder:
         resume: bool,
         overwrite: bool = False,
         command: str = "",
+        processes: int = 1,
     ) -> RunFolder:
-        """Open ``path`` for a run: create it, or resume the run in it; see the module rules."""
+        """Open ``path`` for a run: create it, or resume the run in it; see the module rules.
+        ``processes`` (the run's world size) is recorded for information only."""
         path = Path(path)
         if path.exists() and not path.is_dir():
             raise UserError(f"{path}: exists and is not a folder; choose another --out")
@@ -177,6 +180,7 @@ class RunFolder:
                         "versions": versions(),
                         "task": task.describe(),
                         "command": command,
+                        "processes": processes,
                     },
                 )
         except BaseException:
@@ -199,37 +203,7 @@ class RunFolder:
 
     def load_checkpoint(self, task: Task, config: PolicyConfig) -> dict[str, Any]:
         """The saved state of this run, checked against the run and the configuration."""
-        file = self.path / CHECKPOINT
-        saved = _read_record(self.path)
-        if file.exists():
-            blob = load_state(file)
-            if not isinstance(blob, dict) or blob.get("format") != CHECKPOINT_FORMAT:
-                raise UserError(f"{file}: not a learnlaw policy checkpoint")
-            if blob.get("run_id") != self.run_id:
-                raise UserError(
-                    f"{file}: belongs to another run (its run id is not the one in config.json); "
-                    "a checkpoint resumes only the run that wrote it"
-                )
-            state = blob.get("state")
-        elif (self.path / LEGACY_CHECKPOINT).exists():
-            raise UserError(
-                f"{self.path / LEGACY_CHECKPOINT}: a checkpoint of learnlaw 0.1 (a pickle, which "
-                "this version does not open: a pickle can run code); resume it with the learnlaw "
-                "that made it, or start the run again in a new folder"
-            )
-        else:
-            raise UserError(
-                f"{file}: no checkpoint to resume from; start the run again in a new folder "
-                "(without --resume)"
-            )
-        diffs = _differences(_with_defaults(saved["config"], config), config.to_json())
-        if diffs:
-            raise UserError(
-                f"{file}: made with a different configuration ({', '.join(diffs)} differ)"
-            )
-        _check_state(state, file, task, config)
-        device, dtype = task.theta0.device, task.theta0.dtype
-        return _to(state, device, dtype)
+        return read_checkpoint(self.path, task, config, self.run_id)
 
     # ---- outputs ---------------------------------------------------------------------------
     def write_outputs(self, result: PolicyResult) -> None:
@@ -251,6 +225,44 @@ class RunFolder:
             result.kept.policy.per_step(steps).float().cpu().numpy(), groups=result.task.corrupted
         )
         save_figure(heatmap, out / "policy_heatmap.png")
+
+
+def read_checkpoint(
+    path: Path, task: Task, config: PolicyConfig, run_id: str | None = None
+) -> dict[str, Any]:
+    """The saved state of the run in ``path`` (its whole policy), checked against the run
+    (``run_id``, by default the one in config.json) and the configuration. Reads only: the
+    ranks of a data-parallel run other than rank 0 resume from it without the folder's lock."""
+    file = path / CHECKPOINT
+    saved = _read_record(path)
+    run_id = (saved.get("run_id") or "") if run_id is None else run_id
+    if file.exists():
+        blob = load_state(file)
+        if not isinstance(blob, dict) or blob.get("format") != CHECKPOINT_FORMAT:
+            raise UserError(f"{file}: not a learnlaw policy checkpoint")
+        if blob.get("run_id") != run_id:
+            raise UserError(
+                f"{file}: belongs to another run (its run id is not the one in config.json); "
+                "a checkpoint resumes only the run that wrote it"
+            )
+        state = blob.get("state")
+    elif (path / LEGACY_CHECKPOINT).exists():
+        raise UserError(
+            f"{path / LEGACY_CHECKPOINT}: a checkpoint of learnlaw 0.1 (a pickle, which "
+            "this version does not open: a pickle can run code); resume it with the learnlaw "
+            "that made it, or start the run again in a new folder"
+        )
+    else:
+        raise UserError(
+            f"{file}: no checkpoint to resume from; start the run again in a new folder "
+            "(without --resume)"
+        )
+    diffs = _differences(_with_defaults(saved["config"], config), config.to_json())
+    if diffs:
+        raise UserError(f"{file}: made with a different configuration ({', '.join(diffs)} differ)")
+    _check_state(state, file, task, config)
+    device, dtype = task.theta0.device, task.theta0.dtype
+    return _to(state, device, dtype)
 
 
 # ---- the rules -----------------------------------------------------------------------------
@@ -452,6 +464,7 @@ def read_run(path: Path, which: str = "kept", task: Task | None = None) -> RunRe
     if task is None:
         t = config.train
         task = build_task(config.task, config.task_options, config.seed, t.dtype, t.device)
+    task = task.for_run(autocast=DTYPES.get(config.train.autocast))  # the run's precision
     if steps != config.train.steps or weights.shape[1] != task.n_train:
         raise UserError(
             f"{path / wanted}: shape {weights.shape} does not match the run's configuration"

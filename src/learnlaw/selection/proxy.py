@@ -23,6 +23,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from learnlaw.distributed import SINGLE
 from learnlaw.errors import UserError
 from learnlaw.policy import OuterConfig, PolicyConfig, TrainConfig, optimize
 from learnlaw.policy.engine import Policy, run_policy
@@ -210,7 +211,11 @@ def solve_proxy(
     )
     if config.warm_steps:
         task.theta0 = _warm_start(task, train, desired[n_obj:], config, seed)
-    result = optimize(task, policy_config, out=out, resume=resume, quiet=quiet)
+    # the proxy is solved by rank 0 alone while the other ranks wait: one process, whatever
+    # group the caller has
+    result = optimize(
+        task, policy_config, out=out, resume=resume, quiet=quiet, process_group=SINGLE
+    )
     if result.stopped_early:  # pragma: no cover - no time budget is passed
         raise UserError("the proxy run stopped early")
     # the scores are the solution of the control problem on the proxy: the policy with the

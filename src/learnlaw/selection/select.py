@@ -39,6 +39,7 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from learnlaw.configfile import apply_overrides, check_sections, fill, read_config_file
+from learnlaw.distributed import Comm
 from learnlaw.errors import UserError
 from learnlaw.files import (
     atomic_write,
@@ -50,7 +51,6 @@ from learnlaw.files import (
     write_json,
     write_text,
 )
-from learnlaw.selection.distributed import all_ok, world
 from learnlaw.selection.mixture import Mixture, MixtureConfig
 from learnlaw.selection.proxy import ProxyConfig, ProxyModel, sample_sequences, solve_proxy
 from learnlaw.selection.scorer import DataScorer, Scorer, sequence_features
@@ -244,12 +244,15 @@ def select(
     quiet: bool = False,
     command: str = "",
     corpus=None,
+    process_group=None,
 ) -> SelectionResult | None:
     """Select data as ``config`` says and write it into ``out`` (see the module docstring).
 
-    Under torch.distributed (launched by torchrun, or a process group already made) every rank
-    calls this: rank 0 solves the proxy and fits the scorer, all ranks score their share of
-    the corpus's blocks, rank 0 writes the selection and returns the result (others: None).
+    Data parallel: call it on every process of an initialised torch.distributed group
+    (``process_group``; by default the default group when one is initialised): rank 0 solves
+    the proxy and fits the scorer while the others wait (give the group a long timeout), all
+    ranks score their share of the corpus's blocks, rank 0 writes the selection and returns
+    the result (others: None).
 
     ``corpus``: the built-in mixture already built for this config (``Mixture(config.mixture,
     config.seed, ...)``), to save building it again; anything else is built from the config.
@@ -258,7 +261,12 @@ def select(
     out = Path(out)
     if corpus is not None and not _same_mixture(corpus, config):
         raise UserError("select: the corpus given is not the mixture this config describes")
-    rank, size = world()
+    comm = Comm.of(process_group)
+    rank, size = comm.rank, comm.world_size
+
+    def all_ok(ok: bool) -> bool:  # a barrier that also tells whether every rank is fine
+        return not comm.any(not ok)
+
     say = (lambda *_: None) if quiet or rank else tqdm.write
     fd = None
     error: UserError | None = None
@@ -272,14 +280,14 @@ def select(
         except UserError as exc:
             error = exc
     try:
-        if not all_ok(error is None, size):
+        if not all_ok(error is None):
             raise error or UserError("data selection failed on rank 0 (see its message)")
         corpus, scorer = _load_prepared(config, out, corpus)
         _score_blocks(corpus, scorer, config, out, rank, size, quiet or rank > 0, timings)
-        if not all_ok(True, size):  # pragma: no cover - another rank raised
+        if not all_ok(True):  # pragma: no cover - another rank raised
             raise UserError("data selection: another rank failed while scoring")
         result = _finish(config, out, corpus, scorer, say, timings) if rank == 0 else None
-        all_ok(True, size)
+        all_ok(True)
         return result
     finally:
         if fd is not None:

@@ -22,16 +22,26 @@ overrides any of the operations below with an analytic fast path. The engine cal
 and the Hessian-vector product come together from one double-backward pass. Large sets are
 processed in chunks of ``chunk_size`` examples so memory stays bounded. A task may override any
 operation with an analytic fast path.
+
+Data parallelism (``learnlaw.distributed``): ``for_run(comm)`` gives a copy of the task that
+computes over its rank's block ``local(split)`` of every set. Its operations then return this
+rank's share of each full-batch quantity (sums and means over its examples, a mean still
+divided by the whole set's size) and the dot products of its own examples; ``gamma`` holds
+the weights of its own training examples. The policy engine sums the shares over the ranks.
+On one process the share is the whole. An analytic fast path must honour ``local`` too.
 """
 
 from __future__ import annotations
 
+import contextlib
+import copy
 from typing import Any, ClassVar
 
 import numpy as np
 import torch
 from torch.func import grad, grad_and_value, jvp
 
+from learnlaw.distributed import SINGLE, Comm
 from learnlaw.errors import UserError
 
 SPLITS = ("train", "objective", "select", "test")
@@ -69,6 +79,8 @@ class Task:
     sizes: dict[str, int]
     corrupted: np.ndarray | None = None
     chunk_size: int | None = None
+    comm: Comm = SINGLE  # which examples are this process's (see ``for_run``)
+    autocast: torch.dtype | None = None  # e.g. torch.bfloat16: the model's passes under autocast
 
     @classmethod
     def from_config(
@@ -106,17 +118,52 @@ class Task:
         """Per-example losses of examples start..stop-1 of ``split`` at ``theta``."""
         raise NotImplementedError
 
+    # ---- how a run computes: data parallelism and precision ----------------------------------
+    def for_run(self, comm: Comm = SINGLE, autocast: torch.dtype | None = None) -> Task:
+        """This task as a run computes it: over rank ``comm.rank``'s examples of every set, the
+        model's passes under ``autocast`` (e.g. torch.bfloat16; parameters and the adjoint keep
+        their dtype). A shallow copy sharing the data; the task itself when nothing changes.
+        Every process needs an example of every set."""
+        same_shard = (comm.rank, comm.world_size) == (self.comm.rank, self.comm.world_size)
+        if same_shard and autocast == self.autocast:
+            return self
+        for split, n in self.sizes.items():
+            if 0 < n < comm.world_size:
+                raise UserError(
+                    f"{comm.world_size} processes for {n} {split} examples: every process needs "
+                    f"at least one example of every set; use at most {n} processes"
+                )
+        task = copy.copy(self)
+        task.comm, task.autocast = comm, autocast
+        return task
+
+    def local(self, split: str) -> tuple[int, int]:
+        """This process's examples ``a..b-1`` of ``split`` (all of them on one process)."""
+        return self.comm.block(self.sizes[split])
+
     def _chunks(self, split: str):
-        n = self.sizes[split]
-        size = self.chunk_size or n
-        for start in range(0, n, size):
-            yield start, min(start + size, n)
+        start, stop = self.local(split)
+        size = self.chunk_size or max(stop - start, 1)
+        for a in range(start, stop, size):
+            yield a, min(a + size, stop)
+
+    def _passes(self, device: torch.device):
+        """The context of the model's forward and backward passes (autocast when asked)."""
+        if self.autocast is None:
+            return contextlib.nullcontext()
+        return torch.autocast(device.type, dtype=self.autocast)
 
     # ---- the four operations ----------------------------------------------------------------
     def train_gradient(self, theta: torch.Tensor, gamma: torch.Tensor) -> torch.Tensor:
-        total = torch.zeros_like(theta)
-        for a, b in self._chunks("train"):
-            total += grad(lambda th, a=a, b=b: gamma[a:b] @ self.losses(th, "train", a, b))(theta)
+        total, lo = torch.zeros_like(theta), self.local("train")[0]
+
+        # weighted sums are written as sums of products: autocast would run w @ l in bf16
+        def weighted(th, a, b):
+            return (gamma[a - lo : b - lo] * self.losses(th, "train", a, b)).sum()
+
+        with self._passes(theta.device):
+            for a, b in self._chunks("train"):
+                total += grad(weighted)(theta, a, b)
         return total
 
     def objective_value_and_grad(self, theta: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -125,11 +172,12 @@ class Task:
             torch.zeros((), dtype=theta.dtype, device=theta.device),
             torch.zeros_like(theta),
         )
-        for a, b in self._chunks("objective"):
-            g, v = grad_and_value(
-                lambda th, a=a, b=b: self.losses(th, "objective", a, b).sum() / n
-            )(theta)
-            value, total = value + v, total + g
+        with self._passes(theta.device):
+            for a, b in self._chunks("objective"):
+                g, v = grad_and_value(
+                    lambda th, a=a, b=b: self.losses(th, "objective", a, b).sum() / n
+                )(theta)
+                value, total = value + v, total + g
         return value, total
 
     def dots_and_hvp(
@@ -140,15 +188,15 @@ class Task:
         # one backward with graph and one backward through it. On the transformer benchmark the
         # adjoint step fell from 4.92 to 3.55 training steps against the forward-over-reverse
         # jvp, with the same numbers.
-        dots, hvp = [], torch.zeros_like(theta)
-        with torch.enable_grad():
+        dots, hvp, lo = [], torch.zeros_like(theta), self.local("train")[0]
+        with torch.enable_grad(), self._passes(theta.device):
             th = theta.detach().requires_grad_(True)
             for a, b in self._chunks("train"):
-                u = gamma[a:b].detach().clone().requires_grad_(True)
+                u = gamma[a - lo : b - lo].detach().clone().requires_grad_(True)
                 (g,) = torch.autograd.grad(
-                    u @ self.losses(th, "train", a, b), th, create_graph=True
+                    (u * self.losses(th, "train", a, b)).sum(), th, create_graph=True
                 )
-                du, hv = torch.autograd.grad(g @ v, (u, th))
+                du, hv = torch.autograd.grad((g * v).sum(), (u, th))
                 dots.append(du)
                 hvp += hv
         return torch.cat(dots), hvp
@@ -159,24 +207,28 @@ class Task:
         for split in ("objective", "select", "test"):
             if self.sizes.get(split, 0) == 0:
                 continue
-            total = sum(
-                float(self.losses(theta, split, a, b).sum()) for a, b in self._chunks(split)
-            )
+            with self._passes(theta.device):
+                total = sum(
+                    float(self.losses(theta, split, a, b).sum()) for a, b in self._chunks(split)
+                )
             out[split] = total / self.sizes[split]
         return out
 
     def dots(self, theta: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
         """grad l_n(theta) . v for every training example: one forward-mode pass (a jvp)."""
         out = []
-        for a, b in self._chunks("train"):
-            out.append(jvp(lambda th, a=a, b=b: self.losses(th, "train", a, b), (theta,), (v,))[1])
+        with self._passes(theta.device):
+            for a, b in self._chunks("train"):
+                out.append(
+                    jvp(lambda th, a=a, b=b: self.losses(th, "train", a, b), (theta,), (v,))[1]
+                )
         return torch.cat(out)
 
     def contributions(self, theta: torch.Tensor) -> torch.Tensor:
         """CT_n = grad L_dsr(theta) . grad l_n(theta) for every training example (SPEC A3),
         with L_dsr the loss on the objective part of the desired set."""
         _, g = self.objective_value_and_grad(theta)
-        return self.dots(theta, g)
+        return self.dots(theta, self.comm.sum(g))
 
     def describe(self) -> dict:
         """Facts about the task for config.json (sizes, parameter count)."""

@@ -20,6 +20,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from learnlaw.distributed import SINGLE
 from learnlaw.errors import UserError
 from learnlaw.files import check_memory
 from learnlaw.tasks.base import Task, check_sizes, objective_size
@@ -101,16 +102,28 @@ class PerceptronTask(Task):
         self.x = {k: torch.as_tensor(v[0], dtype=dtype, device=device) for k, v in parts.items()}
         self.y = {k: torch.as_tensor(v[1], dtype=dtype, device=device) for k, v in parts.items()}
         self.sizes = {k: len(v[1]) for k, v in parts.items()}
-        # The fast path keeps inputs transposed (D x N, contiguous): torch's CPU products
-        # theta @ X^T and X^T @ g are then 1.3-2.5x faster than X @ theta and g @ X, and
-        # stack([theta, v]) @ X^T gives X theta and X v in one pass over the data.
-        self.xt = {k: v.T.contiguous() for k, v in self.x.items()}
-        self._eval_splits = ("objective", "select", "test")  # evaluated together: one pass
-        self._eval_xt = torch.cat([self.x[k] for k in self._eval_splits]).T.contiguous()
-        self._eval_y = torch.cat([self.y[k] for k in self._eval_splits])
+        self._prepare_fast_path()
         self.corrupted = corrupted
         theta0 = np.zeros(d) if config.init == "zeros" else rng.standard_normal(d) / math.sqrt(d)
         self.theta0 = torch.as_tensor(theta0, dtype=dtype, device=device)
+
+    def _prepare_fast_path(self) -> None:
+        """This process's examples (``local``), as the fast path reads them."""
+        parts = {k: slice(*self.local(k)) for k in self.sizes}
+        # Inputs are kept transposed (D x N, contiguous): torch's CPU products theta @ X^T and
+        # X^T @ g are then 1.3-2.5x faster than X @ theta and g @ X, and stack([theta, v]) @ X^T
+        # gives X theta and X v in one pass over the data.
+        self.xt = {k: self.x[k][part].T.contiguous() for k, part in parts.items()}
+        self.y_local = {k: self.y[k][part] for k, part in parts.items()}
+        self._eval_splits = ("objective", "select", "test")  # evaluated together: one pass
+        self._eval_xt = torch.cat([self.xt[k] for k in self._eval_splits], dim=1)
+        self._eval_y = torch.cat([self.y_local[k] for k in self._eval_splits])
+
+    def for_run(self, comm=SINGLE, autocast=None):
+        task = super().for_run(comm, autocast)
+        if task.comm is not self.comm:
+            task._prepare_fast_path()
+        return task
 
     def losses(
         self, theta: torch.Tensor, split: str, start: int = 0, stop: int | None = None
@@ -124,14 +137,14 @@ class PerceptronTask(Task):
         if not self.config.analytic:
             return super().train_gradient(theta, gamma)
         xt = self.xt["train"]
-        return xt @ (gamma * (torch.sigmoid(theta @ xt) - self.y["train"]))
+        return xt @ (gamma * (torch.sigmoid(theta @ xt) - self.y_local["train"]))
 
     def objective_value_and_grad(self, theta):
         if not self.config.analytic:
             return super().objective_value_and_grad(theta)
-        xt, y = self.xt["objective"], self.y["objective"]
+        xt, y = self.xt["objective"], self.y_local["objective"]
         z = theta @ xt
-        n = len(y)
+        n = self.sizes["objective"]  # a share of the mean over the whole set
         return (F.softplus(z) - y * z).sum() / n, xt @ (torch.sigmoid(z) - y) / n
 
     def dots_and_hvp(self, theta, gamma, v):
@@ -140,13 +153,13 @@ class PerceptronTask(Task):
         xt = self.xt["train"]
         zv = torch.stack([theta, v]) @ xt  # X theta and X v in one pass over the data
         p, xv = torch.sigmoid(zv[0]), zv[1]
-        return (p - self.y["train"]) * xv, xt @ (gamma * p * (1 - p) * xv)
+        return (p - self.y_local["train"]) * xv, xt @ (gamma * p * (1 - p) * xv)
 
     def dots(self, theta, v):
         if not self.config.analytic:
             return super().dots(theta, v)
         zv = torch.stack([theta, v]) @ self.xt["train"]
-        return (torch.sigmoid(zv[0]) - self.y["train"]) * zv[1]
+        return (torch.sigmoid(zv[0]) - self.y_local["train"]) * zv[1]
 
     @torch.no_grad()
     def evaluate(self, theta):
@@ -154,10 +167,12 @@ class PerceptronTask(Task):
             return super().evaluate(theta)
         z = theta @ self._eval_xt
         per_example = F.softplus(z) - self._eval_y * z
-        means = [
-            part.mean() for part in per_example.split([self.sizes[k] for k in self._eval_splits])
-        ]
-        return {k: float(m) for k, m in zip(self._eval_splits, means) if self.sizes[k] > 0}
+        parts = per_example.split([self.xt[k].shape[1] for k in self._eval_splits])
+        return {  # a share of each mean over the whole set
+            k: float(part.sum() / self.sizes[k])
+            for k, part in zip(self._eval_splits, parts)
+            if self.sizes[k] > 0
+        }
 
     def describe(self) -> dict:
         info = super().describe()
