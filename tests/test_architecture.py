@@ -66,7 +66,7 @@ def test_no_import_cycles_between_modules():
         state[m] = 1
         for n in sorted(graph.find_modules_directly_imported_by(m)):
             if state.get(n) == 1:
-                cycle.extend([*path[path.index(n):], m, n] if n in path else [m, n])
+                cycle.extend([*path[path.index(n) :], m, n] if n in path else [m, n])
                 return True
             if n not in state and visit(n, [*path, m]):
                 return True
