@@ -29,7 +29,7 @@ def atomic_write(path: str | Path, write: Callable[[Path], None]) -> Path:
             f"{path}: cannot write there: a part of the folder path is a file"
         ) from None
     except OSError as exc:
-        raise _cannot_write(path, exc) from None
+        raise cannot_write(path, exc) from None
     os.close(fd)
     tmp_path = Path(tmp)
     try:
@@ -37,13 +37,13 @@ def atomic_write(path: str | Path, write: Callable[[Path], None]) -> Path:
         os.chmod(tmp_path, 0o666 & ~_umask())  # mkstemp makes private files; outputs are not
         os.replace(tmp_path, path)
     except OSError as exc:  # disk full, or the target is a folder: name the target, not the tmp
-        raise _cannot_write(path, exc) from None
+        raise cannot_write(path, exc) from None
     finally:
         tmp_path.unlink(missing_ok=True)
     return path
 
 
-def _cannot_write(path: Path, exc: OSError) -> UserError:
+def cannot_write(path: Path, exc: OSError) -> UserError:
     return UserError(f"{path}: cannot write there ({exc.strerror or exc})")
 
 
@@ -224,7 +224,7 @@ def check_writable(folder: str | Path) -> None:
     try:
         fd, tmp = tempfile.mkstemp(dir=folder, prefix=".learnlaw-write-check.", suffix=".tmp")
     except OSError as exc:
-        raise _cannot_write(folder, exc) from None
+        raise cannot_write(folder, exc) from None
     os.close(fd)
     os.unlink(tmp)
 
@@ -323,29 +323,3 @@ def check_output(path: str | Path, *, force: bool = False) -> Path:
     if parent is not None:
         check_writable(parent)
     return path
-
-
-def lock_folder(path: str | Path, what: str = "run") -> int:
-    """Take an OS lock on ``path/.learnlaw.lock`` or refuse (one line): two jobs must never
-    write into one folder. Closing the returned descriptor (``unlock_folder``) releases it."""
-    path = Path(path)
-    try:
-        fd = os.open(path / ".learnlaw.lock", os.O_RDWR | os.O_CREAT, 0o644)
-    except OSError as exc:
-        raise _cannot_write(path, exc) from None
-    try:
-        import fcntl
-
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except ImportError:  # pragma: no cover - not POSIX
-        pass
-    except OSError:
-        os.close(fd)
-        raise UserError(
-            f"{path}: another learnlaw {what} is using this folder; wait for it or choose another --out"
-        ) from None
-    return fd
-
-
-def unlock_folder(fd: int) -> None:
-    os.close(fd)  # closing the descriptor releases the lock
