@@ -692,3 +692,24 @@ def test_user_error_stays_one_line_whatever_it_quotes():
     message = str(UserError(f"fit.json: unexpected key {quoted!s}"))
     assert len(message.splitlines()) == 1
     assert "key\\nwith\\r\\nbreaks\\u2028and\\x85more" in message
+
+
+def test_a_claimed_folder_resumes_only_its_own_job(tmp_path):
+    from learnlaw.errors import UserError
+    from learnlaw.folders import claim_folder, unlock_folder
+
+    record = {"format": "learnlaw.test", "config": {"a": 1}}
+    fd, first = claim_folder(tmp_path / "job", record, resume=False, what="test job")
+    with pytest.raises(UserError, match="another learnlaw test job is using"):
+        claim_folder(tmp_path / "job", record, resume=True, what="test job")
+    unlock_folder(fd)
+    fd, again = claim_folder(tmp_path / "job", record, resume=True, what="test job")
+    unlock_folder(fd)
+    assert again["run_id"] == first["run_id"]
+    other = {**record, "config": {"a": 2}}
+    with pytest.raises(UserError, match="different configuration"):
+        claim_folder(tmp_path / "job", other, resume=True, what="test job")
+    with pytest.raises(UserError, match="not empty; continue it with --resume"):
+        claim_folder(tmp_path / "job", record, resume=False, what="test job")
+    with pytest.raises(UserError, match="not a learnlaw test job folder"):
+        claim_folder(tmp_path / "job", {**record, "format": "x"}, resume=True, what="test job")

@@ -93,6 +93,5 @@ def policy_demo(out: Path, quiet: bool = False):
         command="learnlaw demo",
     )
     analysis = analyze(result)
-    analysis.to_json(out / "analysis.json")
-    analysis.to_html(out / "report.html", figures=out / "analysis")
+    analysis.save(out)
     return result, analysis

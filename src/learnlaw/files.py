@@ -29,7 +29,7 @@ def atomic_write(path: str | Path, write: Callable[[Path], None]) -> Path:
             f"{path}: cannot write there: a part of the folder path is a file"
         ) from None
     except OSError as exc:
-        raise _cannot_write(path, exc) from None
+        raise cannot_write(path, exc) from None
     os.close(fd)
     tmp_path = Path(tmp)
     try:
@@ -37,13 +37,13 @@ def atomic_write(path: str | Path, write: Callable[[Path], None]) -> Path:
         os.chmod(tmp_path, 0o666 & ~_umask())  # mkstemp makes private files; outputs are not
         os.replace(tmp_path, path)
     except OSError as exc:  # disk full, or the target is a folder: name the target, not the tmp
-        raise _cannot_write(path, exc) from None
+        raise cannot_write(path, exc) from None
     finally:
         tmp_path.unlink(missing_ok=True)
     return path
 
 
-def _cannot_write(path: Path, exc: OSError) -> UserError:
+def cannot_write(path: Path, exc: OSError) -> UserError:
     return UserError(f"{path}: cannot write there ({exc.strerror or exc})")
 
 
@@ -224,66 +224,9 @@ def check_writable(folder: str | Path) -> None:
     try:
         fd, tmp = tempfile.mkstemp(dir=folder, prefix=".learnlaw-write-check.", suffix=".tmp")
     except OSError as exc:
-        raise _cannot_write(folder, exc) from None
+        raise cannot_write(folder, exc) from None
     os.close(fd)
     os.unlink(tmp)
-
-
-# ---- memory: estimated before allocating, refused beyond a limit ---------------------------
-_memory_limit: list[int | None] = [None]  # bytes; None: 80% of this machine's memory
-
-
-def physical_memory() -> int:
-    try:
-        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
-    except (ValueError, OSError, AttributeError):  # pragma: no cover - not POSIX
-        return 16 << 30
-
-
-def memory_limit() -> int:
-    """The most memory one allocation plan may need (bytes)."""
-    return _memory_limit[0] or int(0.8 * physical_memory())
-
-
-def set_memory_limit(n_bytes: int | None) -> None:
-    """Raise (or lower) the limit ``check_memory`` enforces; None restores the default."""
-    if n_bytes is not None and n_bytes <= 0:
-        raise UserError(f"memory limit {n_bytes}: must be positive")
-    _memory_limit[0] = n_bytes
-
-
-def check_memory(what: str, n_bytes: float) -> None:
-    """Refuse, before allocating, a plan that would need more memory than the limit."""
-    limit = memory_limit()
-    if n_bytes > limit:
-        default = " (80% of this machine's memory)" if _memory_limit[0] is None else ""
-        raise UserError(
-            f"{what} would need about {format_bytes(n_bytes)} of memory, more than the limit "
-            f"of {format_bytes(limit)}{default}; raise it with --max-memory "
-            "(learnlaw.files.set_memory_limit)"
-        )
-
-
-def format_bytes(n: float) -> str:
-    if n >= 1e18:
-        return f"{n / 1e15:.2g} PB"
-    for unit, size in (("PB", 1e15), ("TB", 1e12), ("GB", 1e9), ("MB", 1e6)):
-        if n >= size:
-            return f"{n / size:.1f} {unit}"
-    return f"{n / 1e3:.1f} kB"
-
-
-def parse_bytes(text: str) -> int:
-    """``"16G"``, ``"512M"``, ``"2e9"`` -> bytes."""
-    units = {"K": 1e3, "M": 1e6, "G": 1e9, "T": 1e12}
-    t = text.strip().upper().removesuffix("B")
-    try:
-        value = float(t[:-1]) * units[t[-1]] if t and t[-1] in units else float(t)
-    except ValueError:
-        value = float("nan")
-    if not (value > 0 and math.isfinite(value)):
-        raise UserError(f"--max-memory {text!r}: expected a size such as 16G or 512M")
-    return int(value)
 
 
 # ---- outputs: never replace a file learnlaw did not write ----------------------------------
@@ -323,29 +266,3 @@ def check_output(path: str | Path, *, force: bool = False) -> Path:
     if parent is not None:
         check_writable(parent)
     return path
-
-
-def lock_folder(path: str | Path, what: str = "run") -> int:
-    """Take an OS lock on ``path/.learnlaw.lock`` or refuse (one line): two jobs must never
-    write into one folder. Closing the returned descriptor (``unlock_folder``) releases it."""
-    path = Path(path)
-    try:
-        fd = os.open(path / ".learnlaw.lock", os.O_RDWR | os.O_CREAT, 0o644)
-    except OSError as exc:
-        raise _cannot_write(path, exc) from None
-    try:
-        import fcntl
-
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except ImportError:  # pragma: no cover - not POSIX
-        pass
-    except OSError:
-        os.close(fd)
-        raise UserError(
-            f"{path}: another learnlaw {what} is using this folder; wait for it or choose another --out"
-        ) from None
-    return fd
-
-
-def unlock_folder(fd: int) -> None:
-    os.close(fd)  # closing the descriptor releases the lock

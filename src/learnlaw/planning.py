@@ -8,8 +8,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from learnlaw.errors import UserError
-from learnlaw.files import check_memory
 from learnlaw.laws.base import Law, first_law_step
+from learnlaw.limits import check_memory
 from learnlaw.schedules import Schedule, wsd_decay_start
 
 MAX_PREDICTED = 100_000  # steps of one predicted curve (a longer schedule is predicted every k)

@@ -18,7 +18,6 @@ from __future__ import annotations
 import json
 import math
 import time
-import uuid
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -31,13 +30,12 @@ from learnlaw.configfile import apply_overrides, check_sections, fill, read_conf
 from learnlaw.errors import UserError
 from learnlaw.files import (
     load_state,
-    lock_folder,
     save_state,
-    unlock_folder,
     versions,
     write_csv,
     write_json,
 )
+from learnlaw.folders import claim_folder, unlock_folder
 from learnlaw.schedules import Schedule
 from learnlaw.tasks.transformer import TransformerConfig, count_params, init_params, sequence_losses
 
@@ -389,46 +387,15 @@ class _Folder:
 
     @classmethod
     def open(cls, path: Path, config: PretrainConfig, data, resume: bool) -> _Folder:
-        if path.exists() and not path.is_dir():
-            raise UserError(f"{path}: exists and is not a folder; choose another --out")
-        try:
-            path.mkdir(parents=True, exist_ok=True)
-        except OSError as exc:
-            raise UserError(f"{path}: cannot create the folder ({exc.strerror or exc})") from None
-        fd = lock_folder(path, "pre-training run")
-        try:
-            record = path / "config.json"
-            if resume:
-                try:
-                    saved = json.loads(record.read_text(encoding="utf-8"))
-                except (OSError, ValueError):
-                    raise UserError(f"{record}: missing or unreadable; nothing to resume") from None
-                if saved.get("format") != FORMAT:
-                    raise UserError(f"{path}: not a learnlaw pre-training folder")
-                if saved.get("config") != json.loads(json.dumps(config.to_json())):
-                    raise UserError(f"{path}: made with a different configuration; cannot resume")
-                run_id = saved["run_id"]
-            else:
-                if any(p.name != ".learnlaw.lock" for p in path.iterdir()):
-                    raise UserError(
-                        f"{path}: the folder is not empty; choose a new or empty --out "
-                        "(or --resume a run in it)"
-                    )
-                run_id = uuid.uuid4().hex
-                write_json(
-                    record,
-                    {
-                        "format": FORMAT,
-                        "run_id": run_id,
-                        "config": config.to_json(),
-                        "seed": config.seed,
-                        "data": data or {},
-                        "versions": versions(),
-                    },
-                )
-        except BaseException:
-            unlock_folder(fd)
-            raise
+        record = {
+            "format": FORMAT,
+            "config": config.to_json(),
+            "seed": config.seed,
+            "data": data or {},
+            "versions": versions(),
+        }
+        fd, saved = claim_folder(path, record, resume=resume, what="pre-training run")
+        run_id = saved["run_id"]
         return cls(path, fd, run_id)
 
     def checkpoint(self, step, params, opt, log, seconds) -> None:

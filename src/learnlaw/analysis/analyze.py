@@ -31,7 +31,7 @@ from learnlaw.errors import UserError
 from learnlaw.files import write_json
 from learnlaw.policy.engine import Policy
 from learnlaw.policy.result import POLICIES, LearnedPolicy, PolicyResult
-from learnlaw.policy.runfolder import policy_epoch, read_run
+from learnlaw.policy.runfolder import analysis_names, policy_epoch, read_run
 from learnlaw.policy.speedup import (
     acceleration_ratio,
     auc_ratio,
@@ -98,6 +98,17 @@ class Analysis:
         from learnlaw.analysis.report import write_report
 
         return write_report(self, Path(path), None if figures is None else Path(figures))
+
+    def save(self, run_dir: str | Path) -> tuple[Path, Path]:
+        """Write the JSON, the report and its figures into a run folder under the run folder's
+        names for this policy (``analysis.json``, ``report.html``, ``analysis/``; with a
+        ``-objective`` suffix for the lowest-objective policy)."""
+        run_dir = Path(run_dir)
+        json_name, report_name, figures = analysis_names(self.data["policy"]["which"])
+        return (
+            self.to_json(run_dir / json_name),
+            self.to_html(run_dir / report_name, figures=run_dir / figures),
+        )
 
 
 def analyze(

@@ -68,7 +68,6 @@ def analyze(run_dir, stride, zero_weight, fitted_loss, small_weight, away, tau, 
     from learnlaw.analysis import Thresholds, analyze
     from learnlaw.analysis.report import analysis_notes, headline_rows
     from learnlaw.files import check_writable
-    from learnlaw.policy.runfolder import analysis_names
 
     th = Thresholds(
         zero_weight=zero_weight,
@@ -80,12 +79,10 @@ def analyze(run_dir, stride, zero_weight, fitted_loss, small_weight, away, tau, 
     )
     th.validate()
     run_dir = Path(run_dir)
-    json_name, report_name, figures = analysis_names(policy)
     check_writable(run_dir)  # before minutes of work, not after
     result = analyze(run_dir, stride=stride, thresholds=th, policy=policy)
     click.echo(table(headline_rows(result.data), ("quantity", "this run", "paper")))
     for note in analysis_notes(result.data):
         click.echo(note)
-    result.to_json(run_dir / json_name)
-    result.to_html(run_dir / report_name, figures=run_dir / figures)
-    click.echo(f"wrote {run_dir / json_name} and {run_dir / report_name}")
+    json_path, report_path = result.save(run_dir)
+    click.echo(f"wrote {json_path} and {report_path}")

@@ -35,7 +35,7 @@ from learnlaw.errors import UserError
 )
 def cli(max_memory) -> None:
     """Optimal data policies and loss-curve laws for language-model training."""
-    from learnlaw.files import parse_bytes, set_memory_limit
+    from learnlaw.limits import parse_bytes, set_memory_limit
 
     set_memory_limit(None if max_memory is None else parse_bytes(max_memory))
 

@@ -19,9 +19,9 @@ import numpy as np
 
 from learnlaw.curves import LossCurve
 from learnlaw.errors import UserError
-from learnlaw.files import check_memory
 from learnlaw.laws import fitting
 from learnlaw.laws.metrics import curve_metrics
+from learnlaw.limits import check_memory
 from learnlaw.schedules import Schedule
 
 FIT_FORMAT = "learnlaw.fit"

@@ -28,7 +28,7 @@ from tqdm.auto import tqdm
 
 from learnlaw.distributed import Comm
 from learnlaw.errors import UserError
-from learnlaw.files import check_memory
+from learnlaw.limits import check_memory
 from learnlaw.policy.config import PolicyConfig
 from learnlaw.policy.engine import (
     DivergenceError,

@@ -15,7 +15,6 @@ never write into one folder at the same time.
 
 from __future__ import annotations
 
-import json
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
@@ -28,14 +27,13 @@ from learnlaw.errors import UserError
 from learnlaw.files import (
     atomic_write,
     load_state,
-    lock_folder,
     save_state,
-    unlock_folder,
     versions,
     write_csv,
     write_json,
     written_by_learnlaw,
 )
+from learnlaw.folders import LOCK, lock_folder, read_json_object, unlock_folder
 from learnlaw.policy.config import PolicyConfig, config_from_json
 from learnlaw.policy.engine import Policy
 from learnlaw.policy.result import POLICIES, LearnedPolicy, PolicyResult
@@ -47,7 +45,6 @@ RUN_FORMAT_VERSIONS = (1, 2)  # 2 added the run id
 CHECKPOINT = "checkpoint.npz"
 LEGACY_CHECKPOINT = "checkpoint.pt"  # learnlaw 0.1: torch.save, never unpickled
 CHECKPOINT_FORMAT = "learnlaw.policy-checkpoint"
-LOCK = ".learnlaw.lock"
 POLICY_FILES = {"kept": "policy.npz", "objective": "policy_objective.npz"}
 PLOTS = ("loss_curves.png", "objective.png", "policy_heatmap.png")
 RUN_FILES = (
@@ -74,24 +71,10 @@ def _owned_names() -> set[str]:
     return names
 
 
-def _read_json(path: Path, what: str) -> dict[str, Any]:
-    try:
-        obj = json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise
-    except (json.JSONDecodeError, UnicodeDecodeError):
-        raise UserError(f"{path}: not valid JSON (a damaged {what})") from None
-    except OSError as exc:
-        raise UserError(f"{path}: cannot read ({exc.strerror or exc})") from None
-    if not isinstance(obj, dict):
-        raise UserError(f"{path}: expected a JSON object (a damaged {what})")
-    return obj
-
-
 def is_run_folder(path: Path) -> bool:
     """Whether ``path`` holds a learnlaw policy run (its config.json says so)."""
     try:
-        obj = _read_json(path / "config.json", "config.json")
+        obj = read_json_object(path / "config.json", "config.json")
     except (FileNotFoundError, UserError):
         return False
     return obj.get("format") == RUN_FORMAT
@@ -106,7 +89,7 @@ def _read_record(path: Path) -> dict[str, Any]:
     """config.json of a run folder, checked (format, version, configuration)."""
     file = path / "config.json"
     try:
-        saved = _read_json(file, "run configuration")
+        saved = read_json_object(file, "run configuration")
     except FileNotFoundError:
         raise UserError(f"{path}: not a learnlaw run folder (no config.json)") from None
     if saved.get("format") != RUN_FORMAT or saved.get("format_version") not in RUN_FORMAT_VERSIONS:
@@ -423,7 +406,7 @@ class RunRecord:
 def read_metrics(path: Path) -> dict[str, Any]:
     """metrics.json of a run folder ({} when missing or damaged: the values are optional)."""
     try:
-        return _read_json(path / "metrics.json", "metrics.json")
+        return read_json_object(path / "metrics.json", "metrics.json")
     except (FileNotFoundError, UserError):
         return {}
 

@@ -32,8 +32,8 @@ from typing import Any
 import numpy as np
 
 from learnlaw.errors import UserError
-from learnlaw.files import check_memory
 from learnlaw.io import read_table
+from learnlaw.limits import check_memory
 from learnlaw.schedules import spec as spec_format
 from learnlaw.schedules.families import FAMILIES
 

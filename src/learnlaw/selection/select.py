@@ -30,7 +30,6 @@ from __future__ import annotations
 import json
 import shutil
 import time
-import uuid
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -44,13 +43,12 @@ from learnlaw.errors import UserError
 from learnlaw.files import (
     atomic_write,
     load_state,
-    lock_folder,
     save_state,
-    unlock_folder,
     versions,
     write_json,
     write_text,
 )
+from learnlaw.folders import claim_folder, unlock_folder
 from learnlaw.selection.mixture import Mixture, MixtureConfig
 from learnlaw.selection.proxy import ProxyConfig, ProxyModel, sample_sequences, solve_proxy
 from learnlaw.selection.scorer import DataScorer, Scorer, sequence_features
@@ -295,60 +293,15 @@ def select(
 
 
 def _start(out: Path, config: SelectConfig, resume: bool, command: str) -> int:
-    if out.exists() and not out.is_dir():
-        raise UserError(f"{out}: exists and is not a folder; choose another --out")
-    try:
-        out.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise UserError(f"{out}: cannot create the output folder ({exc.strerror or exc})") from None
-    fd = lock_folder(out, "selection")
-    try:
-        record = out / "config.json"
-        entries = [p for p in out.iterdir() if p.name != ".learnlaw.lock"]
-        if resume:
-            saved = _read_json(record, "a learnlaw selection folder's config.json")
-            if saved.get("format") != FORMAT:
-                raise UserError(f"{out}: not a learnlaw selection folder; nothing to resume")
-            if saved.get("config") != json.loads(json.dumps(config.to_json())):
-                raise UserError(
-                    f"{out}: made with a different configuration; resume it with its own "
-                    "(config.json) or choose another --out"
-                )
-        elif entries:
-            owned = record.exists() and _read_json(record, "config.json").get("format") == FORMAT
-            hint = "continue it with --resume" if owned else "choose a new or empty --out"
-            raise UserError(f"{out}: the folder is not empty; {hint}")
-        else:
-            write_json(
-                record,
-                {
-                    "format": FORMAT,
-                    "format_version": 1,
-                    "run_id": uuid.uuid4().hex,
-                    "config": config.to_json(),
-                    "seed": config.seed,
-                    "versions": versions(),
-                    "command": command,
-                },
-            )
-        for p in out.glob(".*.tmp"):  # a killed atomic write's temporary file
-            p.unlink(missing_ok=True)
-    except BaseException:
-        unlock_folder(fd)
-        raise
-    return fd
-
-
-def _read_json(path: Path, what: str) -> dict[str, Any]:
-    try:
-        obj = json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise UserError(f"{path}: missing; not {what}") from None
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError):
-        raise UserError(f"{path}: not readable JSON ({what})") from None
-    if not isinstance(obj, dict):
-        raise UserError(f"{path}: not {what}")
-    return obj
+    record = {
+        "format": FORMAT,
+        "format_version": 1,
+        "config": config.to_json(),
+        "seed": config.seed,
+        "versions": versions(),
+        "command": command,
+    }
+    return claim_folder(out, record, resume=resume, what="selection")[0]
 
 
 def _read_timings(out: Path) -> dict[str, float]:

@@ -19,7 +19,7 @@ import numpy as np
 import torch
 
 from learnlaw.errors import UserError
-from learnlaw.files import check_memory
+from learnlaw.limits import check_memory
 from learnlaw.tasks.base import Task, check_sizes, objective_size
 from learnlaw.tasks.text import chunk, load_corpus, token_stream, train_tokenizer
 from learnlaw.tasks.transformer import TransformerConfig, init_params, sequence_losses

@@ -22,7 +22,7 @@ import torch.nn.functional as F
 
 from learnlaw.distributed import SINGLE
 from learnlaw.errors import UserError
-from learnlaw.files import check_memory
+from learnlaw.limits import check_memory
 from learnlaw.tasks.base import Task, check_sizes, objective_size
 
 
