@@ -713,3 +713,29 @@ def test_a_claimed_folder_resumes_only_its_own_job(tmp_path):
         claim_folder(tmp_path / "job", record, resume=False, what="test job")
     with pytest.raises(UserError, match="not a learnlaw test job folder"):
         claim_folder(tmp_path / "job", {**record, "format": "x"}, resume=True, what="test job")
+
+
+def test_messages_name_the_real_problem(tmp_path, finished_run, capsys):
+    # a missing data file is named before the tokenizer that would sit beside it
+    one_line(
+        run_cli(
+            ["pretrain", "--data", tmp_path / "missing.jsonl", "--test", tmp_path / "t.jsonl"]
+            + ["--out", tmp_path / "p"],
+            capsys,
+        ),
+        "missing.jsonl: no such file",
+    )
+    # a file where a run folder belongs
+    (tmp_path / "curve.csv").write_text("step,loss\n1,2\n")
+    one_line(run_cli(["analyze", tmp_path / "curve.csv"], capsys), "is a file, expected a run")
+    # resuming with one --set and no --config starts from the run's own configuration, so the
+    # refusal names only what the --set changed
+    run = tmp_path / "run"
+    shutil.copytree(finished_run, run)
+    one_line(
+        run_cli(
+            ["policy", "optimize", "--resume", "--out", run, "--set", "train.lr=0.123"], capsys
+        ),
+        "train.lr",
+    )
+    assert "outer.method" not in capsys.readouterr().err

@@ -256,10 +256,9 @@ def check_output(path: str | Path, *, force: bool = False) -> Path:
     if path.is_dir():
         raise UserError(f"{path}: is a folder, expected a file name")
     if path.exists() and not force and not written_by_learnlaw(path):
-        raise UserError(
-            f"{path}: exists and was not written by learnlaw; choose another name"
-            + (" (or --force to replace it)" if path.suffix.lower() == ".csv" else "")
-        )
+        if path.suffix.lower() == ".csv":  # a CSV cannot say who wrote it
+            raise UserError(f"{path}: exists; choose another name, or --force to replace it")
+        raise UserError(f"{path}: exists and was not written by learnlaw; choose another name")
     parent = next((p for p in [path.parent, *path.parent.parents] if p.exists()), None)
     if parent is not None and not parent.is_dir():
         raise UserError(f"{path}: cannot write there: a part of the folder path is a file")

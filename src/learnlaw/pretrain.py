@@ -313,6 +313,9 @@ def load_dataset(
     sequences of ``seq_len`` tokens (default 64)."""
     from learnlaw.tasks.corpus import TextCorpus, read_sequences
 
+    if not path.is_file():  # before the tokenizer beside it, which is then missing too
+        what = "is a folder, expected a JSON-lines file" if path.is_dir() else "no such file"
+        raise UserError(f"{path}: {what}")
     if not tokenizer_path.exists():
         raise UserError(f"{tokenizer_path}: no tokenizer (give --tokenizer FILE)")
     from tokenizers import Tokenizer

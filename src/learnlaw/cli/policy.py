@@ -45,7 +45,7 @@ def print_summary(metrics: dict, out: Path) -> None:
     "--config",
     "config_path",
     default=None,
-    help="TOML config file, or a built-in name (perceptron-paper, perceptron-demo, perceptron-reference, perceptron-learning-law, lm-cpu, lm-gpu, lm-paper).",
+    help="TOML config file, or a built-in name (perceptron-paper, perceptron-demo, perceptron-reference, perceptron-learning-law, perceptron-noisy, lm-cpu, lm-gpu, lm-paper).",
 )
 @click.option("--epochs", type=int, default=None, help="Outer epochs (overrides the config).")
 @click.option(
@@ -100,10 +100,15 @@ def optimize_command(
     if not timeout_minutes > 0:
         raise UserError(f"--timeout {timeout_minutes:g}: must be positive")
     out_dir = Path(out)
-    if resume and config_path is None and task is None and not values:
+    if resume and config_path is None and task is None:
+        from learnlaw.configfile import apply_overrides
+        from learnlaw.policy.config import config_from_json
         from learnlaw.policy.runfolder import saved_config
 
-        config = saved_config(out_dir)  # resume exactly the run that is there
+        # the run that is there, with any --set on top (the checkpoint then says what differs)
+        raw = saved_config(out_dir).to_json()
+        apply_overrides(raw, values)
+        config = config_from_json(raw)
     else:
         config = load_config(config_path, task, values)
     try:

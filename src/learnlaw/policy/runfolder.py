@@ -425,7 +425,8 @@ def read_run(path: Path, which: str = "kept", task: Task | None = None) -> RunRe
     if which not in POLICIES:
         raise UserError(f"--policy {which}: expected one of {', '.join(POLICIES)}")
     if not path.is_dir():
-        raise UserError(f"{path}: no such run folder")
+        what = "is a file, expected a run folder" if path.exists() else "no such run folder"
+        raise UserError(f"{path}: {what}")
     saved = _read_record(path)
     wanted = POLICY_FILES[which]
     if not (path / wanted).exists():
