@@ -11,7 +11,7 @@ from learnlaw.cli.common import note, percent, read_curves, table, warn
 from learnlaw.curves import LossCurve, parse_model_size
 from learnlaw.errors import UserError
 from learnlaw.files import check_output, json_line, write_csv
-from learnlaw.laws import LAWS, Law, law_from_options, law_points, load_law
+from learnlaw.laws import LAWS, Law, law_from_options, load_law
 from learnlaw.laws.evaluation import best_by_family, extrapolation_warning, score_curves
 from learnlaw.planning import predict_schedule
 from learnlaw.plots import save_figure
@@ -263,7 +263,7 @@ def predict_command(
         raise UserError("--steps and --csv go with --schedule")
     curves = read_curves(files, loss_column=loss_column, warmup_steps=warmup_steps)
     apply_fit_warmup(model, curves, warmup_steps, as_json)
-    curves = scored_points(curves, quiet=as_json)
+    curves = scored_points(model, curves, quiet=as_json)
     for c in curves:
         if size is not None:
             c.model_size = size
@@ -316,10 +316,10 @@ def predict_command(
         click.echo(f"wrote {plot}")
 
 
-def scored_points(curves: list[LossCurve], quiet: bool) -> list[LossCurve]:
-    """Each curve cut to the points the laws speak about (binned when long), saying what was
+def scored_points(model: Law, curves: list[LossCurve], quiet: bool) -> list[LossCurve]:
+    """Each curve cut to the points ``model`` speaks about (binned when long), saying what was
     left out or averaged."""
-    kept = [law_points(c, Law.max_points) for c in curves]
+    kept = [model.points(c) for c in curves]
     if not quiet:
         for c, k in zip(curves, kept):
             for message in k.notes[len(c.notes) :]:
@@ -386,7 +386,7 @@ def _predict_schedule(model, spec, steps, warmup_steps, size, csv_out, plot, as_
 def _plot(model: Law, curves: list[LossCurve], out: str, fitted: bool = False, bands=None) -> None:
     fitted_names = {c["name"] for c in model.fit_info_.get("curves", [])}
     panels = []
-    for i, c in enumerate(scored_points(curves, quiet=True)):
+    for i, c in enumerate(scored_points(model, curves, quiet=True)):
         predicted = model.predict(c)
         panels.append(
             CurvePanel(
@@ -438,11 +438,11 @@ def compare_command(files, fit_on, warmup_steps, loss_column, lam, plot, as_json
     others = [c for c in curves if all(c is not f for f in fit_curves)]
     if not others:
         raise UserError("every file is in --fit-on: give other curves to predict")
-    others = scored_points(others, quiet=as_json)
     laws = {
         "momentum": law_from_options("momentum", lam=lam),
         "multipower": law_from_options("multipower"),
     }
+    others = scored_points(laws["momentum"], others, quiet=as_json)
     scores = {}
     for name, model in laws.items():
         model.fit(fit_curves)
