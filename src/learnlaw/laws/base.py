@@ -201,6 +201,9 @@ class Law:
 
     name: ClassVar[str]
     param_names: ClassVar[tuple[str, ...]]
+    # per curve, the most points the fit itself uses (more are averaged in bins for the fit
+    # only, with a note); None: every point of ``points``
+    fit_points: ClassVar[int | None] = None
 
     delta: float | str
     max_points: int
@@ -338,6 +341,14 @@ class Law:
             notes.extend(kept.notes[len(c.notes) :])
             raw = law_points(c, self.max_points, fit_from=self.fit_from) if self.smooth else kept
             noises.append(noise(raw.losses))
+            if self.fit_points is not None and len(kept.steps) > self.fit_points:
+                # the fit's cost follows the points; a smooth law needs no more than this
+                binned = kept.binned(self.fit_points)
+                notes.append(
+                    f"{kept.name}: fitted on {len(binned.steps)} bins of its {len(kept.steps)} "
+                    f"points (the {self.name} law's cost grows with the points; scores use all)"
+                )
+                kept = binned
             inp, s = law_input(kept)
             self._check_input(inp, s)
             inputs.append(inp)
