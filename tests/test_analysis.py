@@ -9,7 +9,12 @@ import pytest
 import torch
 
 from conftest import run_cli
-from learnlaw.analysis.learning_law import Thresholds, sim_statistic, trace_policy
+from learnlaw.analysis.learning_law import (
+    Thresholds,
+    learning_law_summary,
+    sim_statistic,
+    trace_policy,
+)
 from learnlaw.analysis.steplaw import largest_rise
 from learnlaw.policy import load_config, optimize
 from learnlaw.policy.engine import Policy
@@ -45,18 +50,21 @@ def test_sim_by_hand():
 
 def test_trace_properties_by_brute_force():
     task = PerceptronTask(
-        PerceptronConfig(dim=4, n_train=12, n_desired=8, n_test=4, init="normal"), seed=5
+        PerceptronConfig(dim=4, n_train=12, n_desired=8, n_test=4, init="normal", label_noise=0.25),
+        seed=5,
     )
+    assert task.corrupted.sum() == 3
     steps = 6
     rng = np.random.default_rng(0)
     w = rng.random((steps, 12)) + 0.2
     w[:, :4] = 0.0  # the policy drops four examples at every step
     w /= w.sum(1, keepdims=True)
     policy = Policy(torch.as_tensor(w), 1)
-    th = Thresholds(zero_weight=0.01, fitted_loss=0.3, small_weight=0.2)
+    th = Thresholds(zero_weight=0.01, fitted_loss=0.3, small_weight=0.2, tau=0.1)
     trace = trace_policy(task, policy, 0.5, steps, stride=2, snapshot_steps=(2,), thresholds=th)
     assert trace.steps.tolist() == [0, 2, 4]
     theta = task.theta0.clone()
+    pooled = {"tau": [0, 0], "flipped": [0, 0]}  # (examples, of which zero-weighted), by hand
     for t in range(steps):
         if t % 2 == 0:
             k = t // 2
@@ -81,12 +89,34 @@ def test_trace_properties_by_brute_force():
                 unfitted.sum(),
                 (unfitted & zero).sum(),
             ]
+            # clearly harmful, by a loop over the examples: CT below -tau x std of all CTs
+            mean = sum(ct) / len(ct)
+            std = (sum((c - mean) ** 2 for c in ct) / (len(ct) - 1)) ** 0.5
+            clearly = [n for n in range(12) if ct[n] < -0.1 * std]
+            assert trace.prop1_tau_counts[k].tolist() == [
+                len(clearly),
+                sum(1 for n in clearly if w[t, n] < 0.01 / 12),
+            ]
+            flipped = [n for n in range(12) if task.corrupted[n]]
+            assert trace.prop1_corrupted_counts[k].tolist() == [
+                3,
+                sum(1 for n in flipped if w[t, n] < 0.01 / 12),
+            ]
+            for key, group in (("tau", clearly), ("flipped", flipped)):
+                pooled[key][0] += len(group)
+                pooled[key][1] += sum(1 for n in group if w[t, n] < 0.01 / 12)
             small = w[t] < 0.2 * w[t].max()
             if fitted.any():
                 assert trace.prop2_share[k] == pytest.approx((fitted & small).sum() / fitted.sum())
             if t == 2:
                 assert np.allclose(trace.snapshots[2]["ct"], ct)
         theta = theta - 0.5 * task.train_gradient(theta, torch.as_tensor(w[t]))
+    summary = learning_law_summary(trace, trace, 12, 4, th)["property1"]
+    assert summary["below_tau"]["share_pooled"] == pytest.approx(
+        pooled["tau"][1] / pooled["tau"][0]
+    )
+    assert summary["corrupted"]["share_pooled"] == pytest.approx(pooled["flipped"][1] / 9)
+    assert summary["zeroing_steps"] == 3 and summary["corrupted"]["examples"] == 3
 
 
 def test_speedup_metrics_by_hand():
@@ -208,6 +238,20 @@ def test_bad_run_folders(tmp_path, finished_run, capsys):
     (other / "config.json").write_text(json.dumps(cfg))
     one_line(["analyze", other], "run format 'learnlaw.run' version 7")
     one_line(["analyze", finished_run, "--stride", "0"], "--stride 0")
+
+
+def test_moving_average_against_a_loop():
+    from learnlaw.analysis.steplaw import moving_average
+
+    rng = np.random.default_rng(7)
+    y = rng.random(23)
+    for window in (1, 2, 5, 8, 30):
+        half = window // 2
+        by_hand = []
+        for t in range(23):
+            h = min(half, t, 22 - t)  # centred: the window shrinks at both ends
+            by_hand.append(sum(y[t - h : t + h + 1]) / (2 * h + 1))
+        assert np.allclose(moving_average(y, window), by_hand)
 
 
 def test_largest_rise_against_all_pairs():

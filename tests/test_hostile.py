@@ -122,6 +122,30 @@ def test_a_run_never_overwrites_someone_elses_folder(tmp_path, finished_run, cap
     assert (run / "metrics.json").read_bytes() == before
 
 
+def test_overwriting_a_run_keeps_a_users_picture_in_its_figure_folder(tmp_path, finished_run):
+    run = tmp_path / "run"
+    shutil.copytree(finished_run, run)
+    figures = run / "analysis"
+    figures.mkdir(exist_ok=True)
+    (figures / "my-sketch.png").write_bytes(b"\x89PNG\r\n\x1a\n not learnlaw's")
+    optimize(config=load_config(None, "perceptron", SMALL), out=run, overwrite=True, quiet=True)
+    assert (figures / "my-sketch.png").exists()
+
+
+def test_a_damaged_tokenizer_cache_is_retrained(tmp_path, monkeypatch):
+    from learnlaw.tasks.text import train_tokenizer
+
+    monkeypatch.setenv("LEARNLAW_CACHE", str(tmp_path / "cache"))
+    rng = np.random.default_rng(0)
+    words = ["".join(rng.choice(list("abcdefghij"), 5)) for _ in range(400)]
+    docs = [" ".join(rng.choice(words, 60)) for _ in range(60)]
+    first = train_tokenizer(docs, 300)
+    (cached,) = (tmp_path / "cache" / "tokenizers").glob("*.json")
+    cached.write_text(cached.read_text()[:100])  # a killed copy, a full disk
+    again = train_tokenizer(docs, 300)
+    assert again.encode(docs[0]).ids == first.encode(docs[0]).ids
+
+
 def test_plots_and_csvs_of_the_user_are_not_replaced(tmp_path, fit_file, capsys):
     plot = tmp_path / "schedule-compare.png"
     plot.write_bytes(b"my own picture")
@@ -658,3 +682,13 @@ def test_sigterm_to_a_running_command_stops_it_cleanly_and_it_resumes(tmp_path, 
         config=load_config(None, "perceptron", {**SMALL, "outer.epochs": 400}), quiet=True
     )
     assert resumed["objective_per_epoch"] == fresh.metrics["objective_per_epoch"]
+
+
+def test_user_error_stays_one_line_whatever_it_quotes():
+    # a key or cell with line breaks, quoted in a message, must not split the CLI's one line
+    from learnlaw.errors import UserError
+
+    quoted = "key\nwith\r\nbreaks\u2028and\x85more"
+    message = str(UserError(f"fit.json: unexpected key {quoted!s}"))
+    assert len(message.splitlines()) == 1
+    assert "key\\nwith\\r\\nbreaks\\u2028and\\x85more" in message

@@ -92,7 +92,7 @@ def test_resume_after_interrupt_equals_an_uninterrupted_run(tmp_path, monkeypatc
     with pytest.raises(KeyboardInterrupt):
         optimize_policy(small_config(), part)
     monkeypatch.setattr(run_module, "hypergradient", real)
-    optimize_policy(small_config(), part, resume=True)
+    optimize(out=part, resume=True, quiet=True)  # no config: the run folder's own
     for name in ("policy.npz", "policy_objective.npz"):
         a, b = np.load(whole / name)["policy"], np.load(part / name)["policy"]
         assert np.array_equal(a, b), name
@@ -269,3 +269,11 @@ def test_a_crafted_checkpoint_runs_no_code(tmp_path, capsys):
     code, _, err = run_cli(["policy", "optimize", "--resume", "--out", run_dir], capsys)
     _one_line(code, err, "not a readable learnlaw state file")
     assert not marker.exists()
+
+
+def test_a_task_without_options_gets_its_defaults():
+    from learnlaw.tasks import task_class
+
+    cls = task_class("perceptron")
+    task = cls.from_config(None, seed=0)
+    assert task.n_train == cls.Config().n_train

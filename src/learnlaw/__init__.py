@@ -2,6 +2,7 @@
 
     from learnlaw import MomentumLaw, Schedule, read_curve, sweep_wsd     # loss-curve laws
     import learnlaw.policy, learnlaw.analysis, learnlaw.tasks              # optimal learning
+    import learnlaw.selection, learnlaw.pretrain                          # data selection
 
 Names are imported on first use, so ``import learnlaw`` is quick and loads no torch. Importing
 learnlaw changes no environment variable and no matplotlib setting.
@@ -34,7 +35,7 @@ _EXPORTS = {
     "predict_schedule": "learnlaw.planning",
     "sweep_wsd": "learnlaw.planning",
 }
-_SUBPACKAGES = ("analysis", "laws", "planning", "policy", "tasks")
+_SUBPACKAGES = ("analysis", "laws", "planning", "policy", "pretrain", "selection", "tasks")
 
 __all__ = ["__version__", *sorted(_EXPORTS)]
 

@@ -323,3 +323,29 @@ def check_output(path: str | Path, *, force: bool = False) -> Path:
     if parent is not None:
         check_writable(parent)
     return path
+
+
+def lock_folder(path: str | Path, what: str = "run") -> int:
+    """Take an OS lock on ``path/.learnlaw.lock`` or refuse (one line): two jobs must never
+    write into one folder. Closing the returned descriptor (``unlock_folder``) releases it."""
+    path = Path(path)
+    try:
+        fd = os.open(path / ".learnlaw.lock", os.O_RDWR | os.O_CREAT, 0o644)
+    except OSError as exc:
+        raise _cannot_write(path, exc) from None
+    try:
+        import fcntl
+
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except ImportError:  # pragma: no cover - not POSIX
+        pass
+    except OSError:
+        os.close(fd)
+        raise UserError(
+            f"{path}: another learnlaw {what} is using this folder; wait for it or choose another --out"
+        ) from None
+    return fd
+
+
+def unlock_folder(fd: int) -> None:
+    os.close(fd)  # closing the descriptor releases the lock

@@ -77,6 +77,22 @@ def headline_rows(a: dict[str, Any]) -> list[tuple[str, str, str]]:
             "-",
         ),
         (
+            f"Property 1: CT < -{th['tau']:g} std(CT) examples with weight < {th['zero_weight']:g}/N",
+            _fmt(a["property1"]["below_tau"]["share_pooled"], True),
+            "confirmed",
+        ),
+        *(
+            [
+                (
+                    f"Property 1: corrupted examples with weight < {th['zero_weight']:g}/N",
+                    _fmt(p1c["share_pooled"], True),
+                    "-",
+                )
+            ]
+            if (p1c := a["property1"].get("corrupted"))
+            else []
+        ),
+        (
             f"Property 2: loss < {th['fitted_loss']:g} examples with weight < {th['small_weight']:g} max",
             _fmt(a["property2"]["share_pooled"], True),
             _fmt(paper.get("property2_share")),
@@ -90,6 +106,17 @@ def headline_rows(a: dict[str, Any]) -> list[tuple[str, str, str]]:
             "step law r^2, uniform / learned",
             f"{sl['uniform']['r2']:.4f} / {sl['learned']['r2']:.4f}",
             "0.995 / 0.999 (transformer)",
+        ),
+        *(
+            [
+                (
+                    f"step law r^2 on a {ss['window']}-step moving average, uniform / learned",
+                    f"{ss['uniform']['r2']:.4f} / {ss['learned']['r2']:.4f}",
+                    f"threshold {ss['r2_threshold']:g} (learned)",
+                )
+            ]
+            if (ss := a.get("step_law_smoothed"))
+            else []
         ),
         (
             "B change, learned vs uniform",

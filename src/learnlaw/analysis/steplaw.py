@@ -188,3 +188,16 @@ def largest_rise(curve: np.ndarray, start: int = 0) -> dict[str, float | int]:
         "from_step": start + from_step,
         "to_step": start + to_step,
     }
+
+
+def moving_average(curve: np.ndarray, window: int) -> np.ndarray:
+    """Centred moving average over ``window`` steps (an odd number is used: window | 1), the
+    window shrinking symmetrically at both ends so that every point stays centred."""
+    y = np.asarray(curve, dtype=float)
+    half = max(int(window), 1) // 2
+    if half == 0:
+        return y.copy()
+    t = np.arange(len(y))
+    h = np.minimum(half, np.minimum(t, len(y) - 1 - t))
+    cum = np.concatenate([[0.0], np.cumsum(y)])
+    return (cum[t + h + 1] - cum[t - h]) / (2 * h + 1)

@@ -41,6 +41,20 @@ from learnlaw.cli.common import table
     help="A step is away from uniform when max |N gamma - 1| exceeds this.",
 )
 @click.option(
+    "--tau",
+    type=float,
+    default=0.1,
+    show_default=True,
+    help="Property 1: an example with CT < -tau x std(CT) at a step is clearly harmful.",
+)
+@click.option(
+    "--smooth",
+    type=float,
+    default=0.01,
+    show_default=True,
+    help="Also fit the step law to a centred moving average of this fraction of the steps.",
+)
+@click.option(
     "--policy",
     type=click.Choice(["kept", "objective"]),
     default="kept",
@@ -49,7 +63,7 @@ from learnlaw.cli.common import table
     "objective (closest to the optimum the Learning Law describes; writes "
     "analysis-objective.json and report-objective.html).",
 )
-def analyze(run_dir, stride, zero_weight, fitted_loss, small_weight, away, policy):
+def analyze(run_dir, stride, zero_weight, fitted_loss, small_weight, away, tau, smooth, policy):
     """Check the Learning Law on a run; write RUN_DIR/analysis.json and RUN_DIR/report.html."""
     from learnlaw.analysis import Thresholds, analyze
     from learnlaw.analysis.report import analysis_notes, headline_rows
@@ -57,7 +71,12 @@ def analyze(run_dir, stride, zero_weight, fitted_loss, small_weight, away, polic
     from learnlaw.policy.runfolder import analysis_names
 
     th = Thresholds(
-        zero_weight=zero_weight, fitted_loss=fitted_loss, small_weight=small_weight, away=away
+        zero_weight=zero_weight,
+        fitted_loss=fitted_loss,
+        small_weight=small_weight,
+        away=away,
+        tau=tau,
+        smooth=smooth,
     )
     th.validate()
     run_dir = Path(run_dir)

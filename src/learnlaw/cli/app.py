@@ -14,7 +14,9 @@ from learnlaw.cli.analyze import analyze
 from learnlaw.cli.demo import demo
 from learnlaw.cli.law import law
 from learnlaw.cli.policy import policy
+from learnlaw.cli.pretrain import pretrain_command
 from learnlaw.cli.schedule import schedule
+from learnlaw.cli.select import select_command
 from learnlaw.errors import UserError
 
 
@@ -39,6 +41,8 @@ cli.add_command(schedule)
 cli.add_command(policy)
 cli.add_command(analyze)
 cli.add_command(demo)
+cli.add_command(select_command)
+cli.add_command(pretrain_command)
 
 
 def _fail(message: str) -> None:

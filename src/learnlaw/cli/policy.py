@@ -9,8 +9,9 @@ from pathlib import Path
 import click
 
 from learnlaw.cli.common import table
+from learnlaw.configfile import parse_override
 from learnlaw.errors import UserError
-from learnlaw.policy.config import load_config, parse_override
+from learnlaw.policy.config import load_config
 
 
 @click.group()

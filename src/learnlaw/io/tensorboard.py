@@ -156,7 +156,9 @@ def read_event_file(path: Path, notes: list[str] | None = None) -> list[tuple[in
                         scalar = _tensor_scalar(v)
                 if tag is not None and scalar is not None:
                     out.append((step, tag, scalar))
-    except (IndexError, ValueError, struct.error):
+    except (IndexError, ValueError, TypeError, AttributeError, struct.error):
+        # TypeError/AttributeError: a record whose CRCs match but whose fields have the wrong
+        # wire type (a crafted file: bytes where a number belongs, or the reverse)
         raise UserError(f"{path}: not a readable TensorBoard event file") from None
     return out
 

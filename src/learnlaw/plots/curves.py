@@ -145,3 +145,15 @@ def plot_law_comparison(curves, predictions: dict[str, dict[str, np.ndarray]]) -
         ax.axis("off")
     fig.tight_layout()
     return fig
+
+
+def plot_pretrain_curve(steps, train_loss, test_loss) -> Figure:
+    """Train and test loss of a pre-training run."""
+    fig, ax = subplots(figsize=(6, 4))
+    ax.plot(steps[1:], train_loss[1:], label="train (mini-batch mean)")
+    ax.plot(steps, test_loss, label="test")
+    ax.set_xlabel("step")
+    ax.set_ylabel("loss (nats per token)")
+    ax.set_title("Pre-training")
+    ax.legend()
+    return fig

@@ -13,21 +13,14 @@ Unknown sections or keys and values of the wrong type are errors naming the key.
 
 from __future__ import annotations
 
-import dataclasses
-import sys
 from dataclasses import asdict, dataclass, field
-from importlib import resources
 from pathlib import Path
 from typing import Any
 
+from learnlaw.configfile import apply_overrides, check_sections, fill, read_config_file
 from learnlaw.errors import UserError
 from learnlaw.policy.outer import OuterConfig
 from learnlaw.tasks.registry import task_class
-
-if sys.version_info >= (3, 11):
-    import tomllib
-else:  # pragma: no cover
-    import tomli as tomllib
 
 
 @dataclass
@@ -85,48 +78,12 @@ class PolicyConfig:
         return out
 
 
-MIXED_TYPE_KEYS = {"outer.lr"}  # a number or "auto"; OuterConfig.validate checks it
+MIXED_TYPE_KEYS = frozenset({"outer.lr"})  # a number or "auto"; OuterConfig.validate checks it
 
 
 def _fill(cls: type, values: dict[str, Any], source: str, section: str) -> Any:
     """Build dataclass ``cls`` from ``values``, rejecting unknown keys and wrong types."""
-    if not isinstance(values, dict):
-        raise UserError(f"{source}: [{section}] must be a table of key = value")
-    fields = [f.name for f in dataclasses.fields(cls)]
-    defaults = cls()
-    out = {}
-    for key, value in values.items():
-        if key not in fields:
-            raise UserError(
-                f"{source}: unknown key {section}.{key}; expected one of {', '.join(fields)}"
-            )
-        name = f"{section}.{key}"
-        out[key] = (
-            value
-            if name in MIXED_TYPE_KEYS
-            else _coerce(value, getattr(defaults, key), name, source)
-        )
-    return cls(**out)
-
-
-def _coerce(value: Any, default: Any, name: str, source: str) -> Any:
-    if isinstance(default, bool):
-        ok, expected = isinstance(value, bool), "true or false"
-    elif isinstance(default, int):
-        ok, expected = isinstance(value, int) and not isinstance(value, bool), "an integer"
-    elif isinstance(default, float):
-        ok, expected = isinstance(value, (int, float)) and not isinstance(value, bool), "a number"
-        value = float(value) if ok else value
-    else:
-        ok, expected = isinstance(value, str), "a string"
-    if not ok:
-        raise UserError(f"{source}: {name} = {value!r}: expected {expected}")
-    return value
-
-
-def builtin_config_path(name: str) -> Path | None:
-    path = Path(str(resources.files("learnlaw") / "configs" / f"{name}.toml"))
-    return path if path.is_file() else None
+    return fill(cls, values, source, section, MIXED_TYPE_KEYS)
 
 
 def load_config(
@@ -136,19 +93,8 @@ def load_config(
     raw: dict[str, Any] = {}
     where = "defaults"
     if path is not None:
-        resolved = Path(path)
-        if not resolved.exists() and builtin_config_path(str(path)) is not None:
-            resolved = builtin_config_path(str(path))
-        where = f"config {path}"
-        try:
-            raw = tomllib.loads(resolved.read_text(encoding="utf-8"))
-        except FileNotFoundError:
-            raise UserError(f"{where}: no such file (nor a built-in config of that name)") from None
-        except tomllib.TOMLDecodeError as exc:
-            raise UserError(f"{where}: not valid TOML ({exc})") from None
-    for dotted, value in (overrides or {}).items():
-        section, _, key = dotted.rpartition(".")
-        (raw.setdefault(section, {}) if section else raw)[key] = value
+        raw, where = read_config_file(path)
+    apply_overrides(raw, overrides)
     name = task or raw.get("task", "perceptron")
     if task is not None and raw.get("task", task) != task:
         raise UserError(f"{where}: is for task {raw['task']!r}, not {task!r}")
@@ -156,11 +102,7 @@ def load_config(
         raise UserError(f"{where}: task = {name!r}: expected a string")
     cls = task_class(name)
     allowed = {"task", "seed", "train", "outer", cls.name}
-    unknown = [k for k in raw if k not in allowed]
-    if unknown:
-        raise UserError(
-            f"{where}: unknown key or section {unknown[0]!r}; expected {', '.join(sorted(allowed))}"
-        )
+    check_sections(raw, allowed, where)
     seed = raw.get("seed", 0)
     if isinstance(seed, bool) or not isinstance(seed, int):
         raise UserError(f"{where}: seed = {seed!r}: expected an integer")
@@ -192,15 +134,3 @@ def config_from_json(obj: dict[str, Any]) -> PolicyConfig:
     )
     config.validate()  # e.g. a run made on a GPU, read on a machine without one
     return config
-
-
-def parse_override(text: str) -> tuple[str, Any]:
-    """``--set outer.lr=0.01`` -> ("outer.lr", 0.01); values are parsed as TOML scalars."""
-    key, eq, value = text.partition("=")
-    if not eq or not key.strip():
-        raise UserError(f"--set {text!r}: expected SECTION.KEY=VALUE, e.g. outer.epochs=50")
-    try:
-        parsed = tomllib.loads(f"v = {value.strip()}")["v"]
-    except tomllib.TOMLDecodeError:
-        parsed = value.strip()  # a bare word such as eg or std
-    return key.strip(), parsed

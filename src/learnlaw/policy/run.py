@@ -32,7 +32,7 @@ from learnlaw.policy.engine import (
 )
 from learnlaw.policy.outer import lowest, make_optimizer, step_size
 from learnlaw.policy.result import LearnedPolicy, PolicyResult
-from learnlaw.policy.runfolder import CHECKPOINT, RunFolder
+from learnlaw.policy.runfolder import CHECKPOINT, RunFolder, saved_config
 from learnlaw.policy.speedup import (
     acceleration_ratio,
     auc_ratio,
@@ -76,10 +76,12 @@ def optimize(
     learnlaw run there, deleting only the files learnlaw writes) and checkpointed after every
     outer epoch. ``max_seconds`` stops after the epoch that passes the budget (resume later).
     """
-    config = config or PolicyConfig()
-    config.validate()
     if resume and out is None:
         raise UserError("resume needs the run folder (out=...)")
+    if config is None and resume and task is None:
+        config = saved_config(Path(out))  # resume the run as it was configured
+    config = config or PolicyConfig()
+    config.validate()
     if max_seconds is not None and not max_seconds > 0:
         raise UserError(f"--max-minutes: must be positive, got {max_seconds / 60:g}")
     task, config = resolve_task(task, config)

@@ -16,7 +16,6 @@ never write into one folder at the same time.
 from __future__ import annotations
 
 import json
-import os
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
@@ -29,10 +28,13 @@ from learnlaw.errors import UserError
 from learnlaw.files import (
     atomic_write,
     load_state,
+    lock_folder,
     save_state,
+    unlock_folder,
     versions,
     write_csv,
     write_json,
+    written_by_learnlaw,
 )
 from learnlaw.policy.config import PolicyConfig, config_from_json
 from learnlaw.policy.engine import Policy
@@ -276,7 +278,7 @@ def _remove(p: Path) -> None:
     """Delete a file learnlaw writes; a figure folder only holds learnlaw's PNGs."""
     if p.is_dir() and not p.is_symlink():
         for child in p.iterdir():
-            if child.suffix == ".png" and child.is_file():
+            if child.suffix == ".png" and child.is_file() and written_by_learnlaw(child):
                 child.unlink()
         try:
             p.rmdir()
@@ -297,26 +299,11 @@ def _remove_stale_temporaries(path: Path) -> None:
 
 def _lock(path: Path) -> int:
     """Take the folder's lock or refuse: two runs must never write into one folder."""
-    try:
-        fd = os.open(path / LOCK, os.O_RDWR | os.O_CREAT, 0o644)
-    except OSError as exc:
-        raise UserError(f"{path}: cannot write there ({exc.strerror or exc})") from None
-    try:
-        import fcntl
-
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except ImportError:  # pragma: no cover - not POSIX
-        pass
-    except OSError:
-        os.close(fd)
-        raise UserError(
-            f"{path}: another learnlaw run is using this folder; wait for it or choose another --out"
-        ) from None
-    return fd
+    return lock_folder(path)
 
 
 def _unlock(fd: int) -> None:
-    os.close(fd)  # closing the descriptor releases the lock
+    unlock_folder(fd)
 
 
 def _differences(saved: dict[str, Any], current: dict[str, Any]) -> list[str]:

@@ -77,6 +77,7 @@ class Task:
         """The task for a config's options (an instance of ``Config``, or None without one)."""
         if cls.Config is None:
             return cls()
+        options = options if options is not None else cls.Config()
         return cls(options, seed, dtype=dtype, device=device)
 
     @property

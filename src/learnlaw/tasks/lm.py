@@ -83,7 +83,46 @@ def corrupt(
     return np.asarray(tokens, dtype=seq.dtype)
 
 
-class LMTask(Task):
+class SequenceLMTask(Task):
+    """The transformer language model on given token sequences: ``parts`` maps the splits
+    (train, objective, optional select, test) to int arrays (sequences x length)."""
+
+    name = "sequences"
+
+    def __init__(
+        self,
+        parts: dict[str, np.ndarray],
+        model: TransformerConfig,
+        seed: int,
+        dtype: torch.dtype = torch.float32,
+        device: str = "cpu",
+        corrupted: np.ndarray | None = None,
+        chunk_size: int = 0,
+    ) -> None:
+        self.data = {k: torch.as_tensor(v, device=device) for k, v in parts.items()}
+        self.sizes = {k: len(v) for k, v in parts.items()}
+        self.corrupted = corrupted
+        self.n_classes = model.vocab_size
+        self.chunk_size = chunk_size or None
+        self.model = model
+        params = init_params(model, torch.Generator().manual_seed(seed), dtype=torch.float32)
+        self.names = list(params)
+        self.shapes = [p.shape for p in params.values()]
+        self.theta0 = torch.cat([p.reshape(-1) for p in params.values()]).to(
+            device=device, dtype=dtype
+        )
+
+    def unflatten(self, theta: torch.Tensor) -> dict[str, torch.Tensor]:
+        sizes = [math.prod(s) for s in self.shapes]
+        return {n: part.view(s) for n, part, s in zip(self.names, theta.split(sizes), self.shapes)}
+
+    def losses(
+        self, theta: torch.Tensor, split: str, start: int = 0, stop: int | None = None
+    ) -> torch.Tensor:
+        return sequence_losses(self.unflatten(theta), self.data[split][start:stop], self.model)
+
+
+class LMTask(SequenceLMTask):
     name = "lm"
     Config = LMConfig
 
@@ -137,12 +176,7 @@ class LMTask(Task):
             "select": seqs[n_tr + n_obj : n_tr + n_des],
             "test": seqs[n_tr + n_des :],
         }
-        self.data = {k: torch.as_tensor(v, device=device) for k, v in parts.items()}
-        self.sizes = {k: len(v) for k, v in parts.items()}
-        self.corrupted = corrupted
-        self.n_classes = config.vocab_size
-        self.chunk_size = config.chunk_size or None
-        self.model = TransformerConfig(
+        model = TransformerConfig(
             config.vocab_size,
             config.seq_len,
             config.d_model,
@@ -151,24 +185,10 @@ class LMTask(Task):
             config.d_ff,
             config.embedding_std,
         )
-        params = init_params(self.model, torch.Generator().manual_seed(seed), dtype=torch.float32)
-        self.names = list(params)
-        self.shapes = [p.shape for p in params.values()]
-        self.theta0 = torch.cat([p.reshape(-1) for p in params.values()]).to(
-            device=device, dtype=dtype
-        )
+        super().__init__(parts, model, seed, dtype, device, corrupted, config.chunk_size)
         self.unigram_loss = _unigram_entropy(
             train[~corrupted] if (~corrupted).any() else train, config.vocab_size
         )
-
-    def unflatten(self, theta: torch.Tensor) -> dict[str, torch.Tensor]:
-        sizes = [math.prod(s) for s in self.shapes]
-        return {n: part.view(s) for n, part, s in zip(self.names, theta.split(sizes), self.shapes)}
-
-    def losses(
-        self, theta: torch.Tensor, split: str, start: int = 0, stop: int | None = None
-    ) -> torch.Tensor:
-        return sequence_losses(self.unflatten(theta), self.data[split][start:stop], self.model)
 
     def describe(self) -> dict:
         info = super().describe()

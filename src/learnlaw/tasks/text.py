@@ -36,7 +36,7 @@ def _package_dir(package: str, pip_name: str, corpus: str) -> Path:
     return Path(next(iter(spec.submodule_search_locations)))
 
 
-def _clean(text: str) -> str:
+def clean_text(text: str) -> str:
     """Normalise whitespace inside paragraphs; keep paragraph breaks."""
     paragraphs = [re.sub(r"\s+", " ", p).strip() for p in re.split(r"\n\s*\n", text)]
     return "\n\n".join(p for p in paragraphs if p)
@@ -54,36 +54,55 @@ def load_corpus(source: str | Path | None = None, text_field: str = "text") -> l
         docs = [p.read_text(encoding="utf-8", errors="replace") for p in sorted(path.glob("*.txt"))]
     else:
         docs = _read_path(Path(source), text_field)
-    docs = [d for d in (_clean(x) for x in docs) if d]
+    docs = [d for d in (clean_text(x) for x in docs) if d]
     if not docs:
         raise UserError(f"corpus {source}: no text found")
     return docs
 
 
 def _read_path(path: Path, text_field: str) -> list[str]:
+    return [doc for doc, _ in iter_documents(path, text_field)]
+
+
+def corpus_files(path: Path) -> list[Path]:
+    """The files of a path corpus: the file itself, or a folder's text and JSON-lines files."""
     if not path.exists():
         raise UserError(f"corpus {path}: no such file or folder")
-    files = (
-        [path]
-        if path.is_file()
-        else sorted(
-            p
-            for p in path.rglob("*")
-            if p.is_file() and p.suffix.lower() in (*_TEXT_SUFFIXES, ".jsonl")
-        )
+    if path.is_file():
+        return [path]
+    files = sorted(
+        p
+        for p in path.rglob("*")
+        if p.is_file() and p.suffix.lower() in (*_TEXT_SUFFIXES, ".jsonl")
     )
     if not files:
         raise UserError(f"corpus {path}: no .txt, .md or .jsonl files in this folder")
-    docs: list[str] = []
-    for f in files:
+    return files
+
+
+def iter_documents(path: str | Path, text_field: str = "text"):
+    """``(document, file)`` pairs of a path corpus, read lazily (JSON lines line by line), so a
+    corpus larger than memory can be streamed; documents are not cleaned here."""
+    for f in corpus_files(Path(path)):
+        if f.suffix.lower() == ".jsonl":
+            yield from ((doc, f) for doc in _jsonl_texts(f, text_field))
+            continue
         try:
             raw = f.read_text(encoding="utf-8")
         except (UnicodeDecodeError, OSError) as exc:
-            raise UserError(
-                f"corpus {f}: cannot read as UTF-8 text ({exc.__class__.__name__})"
-            ) from None
-        if f.suffix.lower() == ".jsonl":
-            for line_no, line in enumerate(raw.splitlines(), start=1):
+            raise _unreadable(f, exc) from None
+        for doc in re.split(r"\n\s*\n\s*\n", raw):  # blank-line-separated documents
+            yield doc, f
+
+
+def _unreadable(f: Path, exc: Exception) -> UserError:
+    return UserError(f"corpus {f}: cannot read as UTF-8 text ({exc.__class__.__name__})")
+
+
+def _jsonl_texts(f: Path, text_field: str):
+    try:
+        with open(f, encoding="utf-8") as lines:
+            for line_no, line in enumerate(lines, start=1):
                 if not line.strip():
                     continue
                 try:
@@ -92,10 +111,9 @@ def _read_path(path: Path, text_field: str) -> list[str]:
                     raise UserError(f"corpus {f}: line {line_no}: not valid JSON") from None
                 if not isinstance(obj, dict) or not isinstance(obj.get(text_field), str):
                     raise UserError(f"corpus {f}: line {line_no}: no string field {text_field!r}")
-                docs.append(obj[text_field])
-        else:
-            docs += [d for d in re.split(r"\n\s*\n\s*\n", raw)]  # blank-line-separated documents
-    return docs
+                yield obj[text_field]
+    except (UnicodeDecodeError, OSError) as exc:
+        raise _unreadable(f, exc) from None
 
 
 def corpus_hash(docs: list[str]) -> str:
@@ -125,7 +143,10 @@ def train_tokenizer(docs: list[str], vocab_size: int, cache: bool = True):
         raise UserError(f"vocab_size={vocab_size}: a byte-level BPE needs at least 258 tokens")
     path = cache_dir() / "tokenizers" / f"{corpus_hash(docs)}-{vocab_size}.json"
     if cache and path.exists():
-        return Tokenizer.from_file(str(path))
+        try:
+            return Tokenizer.from_file(str(path))
+        except Exception:  # a damaged cache file (tokenizers raises a bare Exception): retrain
+            pass
     tok = Tokenizer(BPE())
     tok.pre_tokenizer = ByteLevel(add_prefix_space=False)
     tok.decoder = ByteLevelDecoder()
@@ -142,7 +163,10 @@ def train_tokenizer(docs: list[str], vocab_size: int, cache: bool = True):
             "BPE tokens; use a smaller vocabulary or a larger corpus"
         )
     if cache:
-        atomic_write(path, lambda tmp: tok.save(str(tmp)))
+        try:
+            atomic_write(path, lambda tmp: tok.save(str(tmp)))
+        except (OSError, UserError):
+            pass  # the cache only saves time: a read-only or full cache folder costs a retrain
     return tok
 
 

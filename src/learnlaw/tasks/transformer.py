@@ -84,10 +84,10 @@ def _attention(x: torch.Tensor, p: dict[str, torch.Tensor], i: int, n_heads: int
     return F.linear(out.transpose(1, 2).reshape(b, t, d), p[f"b{i}.proj.w"], p[f"b{i}.proj.b"])
 
 
-def forward(
+def hidden_states(
     params: dict[str, torch.Tensor], tokens: torch.Tensor, config: TransformerConfig
 ) -> torch.Tensor:
-    """Logits (batch, length, vocab) for token ids (batch, length)."""
+    """The last block's output after the final LayerNorm: (batch, length, d_model)."""
     t = tokens.shape[1]
     x = params["tok_emb"][tokens] + params["pos_emb"][:t]
     d = config.d_model
@@ -97,8 +97,14 @@ def forward(
         h = F.layer_norm(x, (d,), params[f"b{i}.ln2.w"], params[f"b{i}.ln2.b"])
         h = F.relu(F.linear(h, params[f"b{i}.ff1.w"], params[f"b{i}.ff1.b"]))
         x = x + F.linear(h, params[f"b{i}.ff2.w"], params[f"b{i}.ff2.b"])
-    x = F.layer_norm(x, (d,), params["ln_f.w"], params["ln_f.b"])
-    return F.linear(x, params["head.w"], params["head.b"])
+    return F.layer_norm(x, (d,), params["ln_f.w"], params["ln_f.b"])
+
+
+def forward(
+    params: dict[str, torch.Tensor], tokens: torch.Tensor, config: TransformerConfig
+) -> torch.Tensor:
+    """Logits (batch, length, vocab) for token ids (batch, length)."""
+    return F.linear(hidden_states(params, tokens, config), params["head.w"], params["head.b"])
 
 
 def sequence_losses(

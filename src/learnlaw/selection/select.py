@@ -1,0 +1,758 @@
+"""Data selection end to end (``learnlaw select``): proxy solution -> data scorer -> scores for
+every sequence of a corpus -> the selected sequences.
+
+    from learnlaw.selection import load_select_config, select
+    result = select(load_select_config("select-mixture"), out="runs/select")
+
+The output folder (owned by learnlaw: new or empty, or this run's own with ``resume=True``):
+
+    config.json      resolved config, run id, seed, versions, the corpus (the mixture's
+                     composition), the command
+    tokenizer.json   the byte-level BPE every sequence is in
+    proxy/           the proxy's policy run (a ``learnlaw policy`` run folder)
+    proxy.npz        proxy sample (corpus indices, sources), its scores and the proxy model
+    scorer.npz       the fitted data scorer (names the proxy model and tokenizer by hash)
+    scores.npy       the scorer's score of every corpus sequence (float32, corpus order)
+    sources.npy      every sequence's source (index into metrics.json's ``sources``)
+    selected.jsonl   the selected sequences: index, source, score, text, ids
+    desired.jsonl, test.jsonl   (built-in mixture only) the held-out target-domain sequences
+    histogram.png    scores by source, with the selection threshold
+    report.md, metrics.json   the summary; metrics.json is written last
+    work/            per-block scores of an unfinished scoring pass (removed when done)
+
+Every file is written atomically, and ``metrics.json`` only once everything else is: a killed
+run leaves nothing that looks finished, and ``resume=True`` continues it (a finished proxy
+solve, scorer and every scored block are kept) to the same selection.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import time
+import uuid
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from tqdm.auto import tqdm
+
+from learnlaw.configfile import apply_overrides, check_sections, fill, read_config_file
+from learnlaw.errors import UserError
+from learnlaw.files import (
+    atomic_write,
+    load_state,
+    lock_folder,
+    save_state,
+    unlock_folder,
+    versions,
+    write_json,
+    write_text,
+)
+from learnlaw.selection.distributed import all_ok, world
+from learnlaw.selection.mixture import Mixture, MixtureConfig
+from learnlaw.selection.proxy import ProxyConfig, ProxyModel, sample_sequences, solve_proxy
+from learnlaw.selection.scorer import DataScorer, Scorer, sequence_features
+from learnlaw.tasks.corpus import (
+    TextCorpus,
+    first_documents,
+    text_sequences,
+    tokenizer_hash,
+    write_sequences,
+)
+from learnlaw.tasks.text import clean_text, iter_documents, train_tokenizer
+
+FORMAT = "learnlaw.select"
+METHODS = ("top", "gumbel")
+OWNED = (
+    "config.json",
+    "tokenizer.json",
+    "proxy.npz",
+    "scorer.npz",
+    "scores.npy",
+    "sources.npy",
+    "selected.jsonl",
+    "desired.jsonl",
+    "test.jsonl",
+    "histogram.png",
+    "report.md",
+    "metrics.json",
+)
+
+
+# ---- configuration ---------------------------------------------------------------------------
+@dataclass
+class DataConfig:
+    corpus: str = "mixture"  # "mixture" (built-in) or a path: text file, folder, JSON lines
+    desired: str = ""  # desired-set documents (a path); "" with the built-in mixture
+    text_field: str = "text"  # for JSON lines
+    vocab_size: int = 1024
+    seq_len: int = 64
+    tokenizer_docs: int = 20000  # corpus documents the tokenizer is trained on (plus the desired)
+
+    def validate(self) -> None:
+        if not self.corpus:
+            raise UserError("data.corpus is empty: name a path or the built-in 'mixture'")
+        if self.corpus != "mixture" and not self.desired:
+            raise UserError("data.desired: needs the desired set's documents (a path)")
+        if self.vocab_size < 258:
+            raise UserError(f"data.vocab_size = {self.vocab_size}: must be at least 258")
+        if self.seq_len < 2:
+            raise UserError(f"data.seq_len = {self.seq_len}: needs at least 2 tokens")
+        if self.tokenizer_docs < 1:
+            raise UserError(f"data.tokenizer_docs = {self.tokenizer_docs}: must be positive")
+
+
+@dataclass
+class ScorerConfig:
+    hidden: int = 64
+    epochs: int = 400
+    lr: float = 1e-2
+    weight_decay: float = 1e-3
+    holdout: float = 0.2  # proxy sequences held out to measure the rank correlation
+    path: str = ""  # reuse the scorer of an earlier selection folder (or its scorer.npz)
+
+    def validate(self) -> None:
+        if self.hidden < 1 or self.epochs < 1:
+            raise UserError("scorer.hidden and scorer.epochs must be positive")
+        if not self.lr > 0:
+            raise UserError(f"scorer.lr = {self.lr}: must be positive")
+        if not 0 <= self.holdout < 1:
+            raise UserError(f"scorer.holdout = {self.holdout}: must be in [0, 1)")
+
+
+@dataclass
+class ChooseConfig:
+    fraction: float = 0.25  # of the corpus's sequences to keep
+    method: str = "top"  # top: the highest scores; gumbel: Gumbel-top-k sampling (PDS)
+    temperature: float = 1.0  # gumbel: noise scale, in units of the scores' standard deviation
+    chunk_size: int = 2048  # sequences per scored block (the unit of resuming and sharding)
+
+    def validate(self) -> None:
+        if not 0 < self.fraction <= 1:
+            raise UserError(f"select.fraction = {self.fraction}: must be in (0, 1]")
+        if self.method not in METHODS:
+            raise UserError(f"select.method = {self.method!r}: expected top or gumbel")
+        if not self.temperature > 0:
+            raise UserError(f"select.temperature = {self.temperature}: must be positive")
+        if self.chunk_size < 1:
+            raise UserError(f"select.chunk_size = {self.chunk_size}: must be positive")
+
+
+@dataclass
+class SelectConfig:
+    seed: int = 0
+    device: str = "cpu"
+    data: DataConfig = field(default_factory=DataConfig)
+    mixture: MixtureConfig = field(default_factory=MixtureConfig)
+    proxy: ProxyConfig = field(default_factory=ProxyConfig)
+    scorer: ScorerConfig = field(default_factory=ScorerConfig)
+    select: ChooseConfig = field(default_factory=ChooseConfig)
+
+    def validate(self) -> None:
+        if self.device.startswith("cuda"):
+            import torch
+
+            if not torch.cuda.is_available():
+                raise UserError(f"device = {self.device!r}: no CUDA GPU is available here")
+        elif self.device != "cpu":
+            raise UserError(f"device = {self.device!r}: expected cpu, cuda or cuda:N")
+        self.data.validate()
+        self.mixture.validate()
+        self.proxy.validate()
+        self.scorer.validate()
+        self.select.validate()
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+SECTIONS = {
+    "data": DataConfig,
+    "mixture": MixtureConfig,
+    "proxy": ProxyConfig,
+    "scorer": ScorerConfig,
+    "select": ChooseConfig,
+}
+
+
+def load_select_config(
+    path: str | Path | None = None, overrides: dict[str, Any] | None = None
+) -> SelectConfig:
+    """A selection config from a TOML file or built-in name (e.g. ``select-mixture``), with
+    ``{"section.key": value}`` overrides; validated (one-line errors naming the key)."""
+    raw, where = read_config_file(path) if path is not None else ({}, "defaults")
+    apply_overrides(raw, overrides)
+    return _config_from(raw, where)
+
+
+def _config_from(raw: dict[str, Any], where: str) -> SelectConfig:
+    check_sections(raw, {"seed", "device", *SECTIONS}, where)
+    seed = raw.get("seed", 0)
+    if isinstance(seed, bool) or not isinstance(seed, int):
+        raise UserError(f"{where}: seed = {seed!r}: expected an integer")
+    device = raw.get("device", "cpu")
+    if not isinstance(device, str):
+        raise UserError(f"{where}: device = {device!r}: expected a string")
+    parts = {name: fill(cls, raw.get(name, {}), where, name) for name, cls in SECTIONS.items()}
+    config = SelectConfig(seed=seed, device=device, **parts)
+    config.validate()
+    return config
+
+
+# ---- choosing from scores --------------------------------------------------------------------
+def choose(
+    scores: np.ndarray,
+    fraction: float,
+    method: str = "top",
+    temperature: float = 1.0,
+    seed: int = 0,
+) -> np.ndarray:
+    """Indices (ascending) of the ``round(fraction * n)`` (at least 1) sequences kept: the
+    highest scores, or Gumbel-top-k sampling, i.e. the top of ``score / (temperature * std) +
+    Gumbel noise``, which samples without replacement with probabilities proportional to
+    ``exp(score / (temperature * std))``. Ties go to the earlier sequence."""
+    scores = np.asarray(scores, dtype=np.float64)
+    k = max(1, round(fraction * len(scores)))
+    keys = scores
+    if method == "gumbel":
+        std = scores.std() or 1.0
+        gumbel = np.random.default_rng([seed, 1618]).gumbel(size=len(scores))
+        keys = scores / (temperature * std) + gumbel
+    order = np.argsort(-keys, kind="stable")
+    return np.sort(order[:k])
+
+
+# ---- the result ------------------------------------------------------------------------------
+@dataclass
+class SelectionResult:
+    out: Path
+    scores: np.ndarray  # every corpus sequence's score
+    source: np.ndarray  # every sequence's source index
+    sources: list[str]
+    selected: np.ndarray  # kept sequence indices, ascending
+    metrics: dict[str, Any]
+
+
+# ---- the pipeline ----------------------------------------------------------------------------
+def select(
+    config: SelectConfig,
+    out: str | Path,
+    *,
+    resume: bool = False,
+    quiet: bool = False,
+    command: str = "",
+    corpus=None,
+) -> SelectionResult | None:
+    """Select data as ``config`` says and write it into ``out`` (see the module docstring).
+
+    Under torch.distributed (launched by torchrun, or a process group already made) every rank
+    calls this: rank 0 solves the proxy and fits the scorer, all ranks score their share of
+    the corpus's blocks, rank 0 writes the selection and returns the result (others: None).
+
+    ``corpus``: the built-in mixture already built for this config (``Mixture(config.mixture,
+    config.seed, ...)``), to save building it again; anything else is built from the config.
+    """
+    config.validate()
+    out = Path(out)
+    if corpus is not None and not _same_mixture(corpus, config):
+        raise UserError("select: the corpus given is not the mixture this config describes")
+    rank, size = world()
+    say = (lambda *_: None) if quiet or rank else tqdm.write
+    fd = None
+    error: UserError | None = None
+    timings: dict[str, float] = {}
+    corpus = None
+    if rank == 0:
+        try:
+            fd = _start(out, config, resume, command)
+            timings = _read_timings(out)
+            corpus = _prepare(config, out, say, quiet, timings, corpus)
+        except UserError as exc:
+            error = exc
+    try:
+        if not all_ok(error is None, size):
+            raise error or UserError("data selection failed on rank 0 (see its message)")
+        corpus, scorer = _load_prepared(config, out, corpus)
+        _score_blocks(corpus, scorer, config, out, rank, size, quiet or rank > 0, timings)
+        if not all_ok(True, size):  # pragma: no cover - another rank raised
+            raise UserError("data selection: another rank failed while scoring")
+        result = _finish(config, out, corpus, scorer, say, timings) if rank == 0 else None
+        all_ok(True, size)
+        return result
+    finally:
+        if fd is not None:
+            unlock_folder(fd)
+
+
+def _start(out: Path, config: SelectConfig, resume: bool, command: str) -> int:
+    if out.exists() and not out.is_dir():
+        raise UserError(f"{out}: exists and is not a folder; choose another --out")
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise UserError(f"{out}: cannot create the output folder ({exc.strerror or exc})") from None
+    fd = lock_folder(out, "selection")
+    try:
+        record = out / "config.json"
+        entries = [p for p in out.iterdir() if p.name != ".learnlaw.lock"]
+        if resume:
+            saved = _read_json(record, "a learnlaw selection folder's config.json")
+            if saved.get("format") != FORMAT:
+                raise UserError(f"{out}: not a learnlaw selection folder; nothing to resume")
+            if saved.get("config") != json.loads(json.dumps(config.to_json())):
+                raise UserError(
+                    f"{out}: made with a different configuration; resume it with its own "
+                    "(config.json) or choose another --out"
+                )
+        elif entries:
+            owned = record.exists() and _read_json(record, "config.json").get("format") == FORMAT
+            hint = "continue it with --resume" if owned else "choose a new or empty --out"
+            raise UserError(f"{out}: the folder is not empty; {hint}")
+        else:
+            write_json(
+                record,
+                {
+                    "format": FORMAT,
+                    "format_version": 1,
+                    "run_id": uuid.uuid4().hex,
+                    "config": config.to_json(),
+                    "seed": config.seed,
+                    "versions": versions(),
+                    "command": command,
+                },
+            )
+        for p in out.glob(".*.tmp"):  # a killed atomic write's temporary file
+            p.unlink(missing_ok=True)
+    except BaseException:
+        unlock_folder(fd)
+        raise
+    return fd
+
+
+def _read_json(path: Path, what: str) -> dict[str, Any]:
+    try:
+        obj = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise UserError(f"{path}: missing; not {what}") from None
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError):
+        raise UserError(f"{path}: not readable JSON ({what})") from None
+    if not isinstance(obj, dict):
+        raise UserError(f"{path}: not {what}")
+    return obj
+
+
+def _read_timings(out: Path) -> dict[str, float]:
+    path = out / "work" / "timings.json"
+    try:
+        return {k: float(v) for k, v in json.loads(path.read_text()).items()}
+    except (OSError, ValueError, AttributeError):
+        return {}
+
+
+def _timed(out: Path, timings: dict[str, float], key: str, seconds: float) -> None:
+    timings[key] = timings.get(key, 0.0) + seconds
+    write_json(out / "work" / "timings.json", timings)
+
+
+def _open_corpus(config: SelectConfig, tokenizer=None):
+    """The corpus object and the tokenizer (built, or the given one for a path corpus)."""
+    d = config.data
+    if d.corpus == "mixture":
+        mixture = Mixture(config.mixture, config.seed, d.vocab_size, d.seq_len)
+        return mixture, mixture.tokenizer
+    if tokenizer is None:
+        docs = _desired_documents(d) + first_documents(d.corpus, d.text_field, d.tokenizer_docs)
+        tokenizer = train_tokenizer(docs, d.vocab_size)
+    return TextCorpus(d.corpus, tokenizer, d.seq_len, d.text_field), tokenizer
+
+
+def _desired_documents(d: DataConfig) -> list[str]:
+    docs = [clean_text(doc) for doc, _ in iter_documents(d.desired, d.text_field)]
+    docs = [doc for doc in docs if doc]
+    if not docs:
+        raise UserError(f"data.desired {d.desired}: no text found")
+    return docs
+
+
+def _desired(config: SelectConfig, corpus, tokenizer) -> np.ndarray:
+    if isinstance(corpus, Mixture):
+        return corpus.desired
+    seqs = text_sequences(_desired_documents(config.data), tokenizer, config.data.seq_len)
+    if len(seqs) < 2:
+        raise UserError(
+            f"data.desired {config.data.desired}: {len(seqs)} sequences of "
+            f"{config.data.seq_len} tokens; at least 2 are needed"
+        )
+    return seqs
+
+
+def _same_mixture(corpus, config: SelectConfig) -> bool:
+    return (
+        isinstance(corpus, Mixture)
+        and config.data.corpus == "mixture"
+        and corpus.config == config.mixture
+        and (corpus.seed, corpus.vocab_size, corpus.seq_len)
+        == (config.seed, config.data.vocab_size, config.data.seq_len)
+    )
+
+
+def _prepare(config: SelectConfig, out: Path, say, quiet: bool, timings, corpus=None):
+    """Rank 0: the tokenizer, the proxy solution and the fitted scorer, each kept on disk;
+    returns the corpus (opened here unless given)."""
+    if config.scorer.path:
+        _adopt_scorer(config, out)
+        return corpus
+    tok_path = out / "tokenizer.json"
+    if corpus is not None:
+        tokenizer = corpus.tokenizer
+    else:
+        tokenizer = _load_tokenizer(tok_path) if tok_path.exists() else None
+        corpus, tokenizer = _open_corpus(config, tokenizer)
+    if not tok_path.exists():
+        atomic_write(tok_path, lambda tmp: tokenizer.save(str(tmp)))
+    if not (out / "proxy.npz").exists():
+        start = time.perf_counter()
+        say("drawing the proxy sample from the corpus")
+        n = config.proxy.n_sequences
+        indices, ids, source, total = sample_sequences(corpus, n, config.seed)
+        desired = _desired(config, corpus, tokenizer)
+        corrupted = None
+        if isinstance(corpus, Mixture):
+            corrupted = np.isin(source, [2, 3])  # the components with edits
+        say(f"proxy: {n} of {total} sequences; optimising a data policy for them")
+        solution = solve_proxy(
+            ids,
+            desired,
+            config.data.vocab_size,
+            config.proxy,
+            config.seed,
+            corrupted=corrupted,
+            out=out / "proxy",
+            resume=(out / "proxy" / "checkpoint.npz").exists(),
+            device=config.device,
+            quiet=quiet,
+        )
+        save_state(
+            out / "proxy.npz",
+            {
+                "indices": indices,
+                "source": source,
+                "ids": ids,
+                "scores": solution.scores,
+                "weights": solution.weights,
+                "corpus_sequences": total,
+                "model": solution.model.to_state(),
+                "metrics": solution.metrics,
+            },
+        )
+        _timed(out, timings, "proxy", time.perf_counter() - start)
+    if not (out / "scorer.npz").exists():
+        start = time.perf_counter()
+        proxy = load_state(out / "proxy.npz")
+        model = ProxyModel.from_state(proxy["model"], str(out / "proxy.npz"))
+        features = sequence_features(model, proxy["ids"])
+        sc = config.scorer
+        scorer = DataScorer(sc.hidden, sc.epochs, sc.lr, sc.weight_decay, sc.holdout, config.seed)
+        scorer.fit(features, proxy["scores"])
+        shutil.rmtree(out / "work" / "blocks", ignore_errors=True)  # scores of no other scorer
+        scorer.save(
+            out / "scorer.npz",
+            proxy_model=model.fingerprint(),
+            tokenizer=tokenizer_hash(tokenizer),
+            seq_len=config.data.seq_len,
+            vocab_size=config.data.vocab_size,
+        )
+        _timed(out, timings, "scorer", time.perf_counter() - start)
+        say(
+            f"data scorer: held-out rank correlation with the proxy scores "
+            f"{_fmt(scorer.heldout_spearman_)}"
+        )
+    return corpus
+
+
+def _fmt(x) -> str:
+    return "-" if x is None else f"{x:.3f}"
+
+
+def _load_tokenizer(path: Path):
+    from tokenizers import Tokenizer
+
+    try:
+        return Tokenizer.from_file(str(path))
+    except Exception:  # the tokenizers library raises its own exception types
+        raise UserError(f"{path}: not a readable tokenizer file") from None
+
+
+def _adopt_scorer(config: SelectConfig, out: Path) -> None:
+    """Copy an earlier run's tokenizer, proxy model and scorer in, after checking they belong
+    together and fit this config."""
+    src = Path(config.scorer.path)
+    folder = src if src.is_dir() else src.parent
+    scorer_file = src / "scorer.npz" if src.is_dir() else src
+    _load_scorer(scorer_file, folder / "tokenizer.json", folder / "proxy.npz", config)
+    for name, file in (
+        ("tokenizer.json", folder / "tokenizer.json"),
+        ("proxy.npz", folder / "proxy.npz"),
+        ("scorer.npz", scorer_file),
+    ):
+        if not (out / name).exists():
+            data = file.read_bytes()
+            atomic_write(out / name, lambda tmp, data=data: tmp.write_bytes(data))
+
+
+def _load_scorer(scorer_file: Path, tok_file: Path, proxy_file: Path, config: SelectConfig):
+    scorer, meta = DataScorer.load(scorer_file)
+    if not tok_file.exists() or not proxy_file.exists():
+        raise UserError(f"{scorer_file}: its tokenizer.json and proxy.npz must lie beside it")
+    tokenizer = _load_tokenizer(tok_file)
+    try:
+        proxy = load_state(proxy_file)
+        model = ProxyModel.from_state(proxy["model"], str(proxy_file))
+    except (KeyError, TypeError):
+        raise UserError(f"{proxy_file}: not a learnlaw proxy file") from None
+    if meta.get("tokenizer") != tokenizer_hash(tokenizer):
+        raise UserError(
+            f"{scorer_file}: fitted with another tokenizer than {tok_file} "
+            f"({meta.get('tokenizer')} vs {tokenizer_hash(tokenizer)})"
+        )
+    if meta.get("proxy_model") != model.fingerprint():
+        raise UserError(
+            f"{scorer_file}: fitted on another proxy model than the one in {proxy_file} "
+            f"({meta.get('proxy_model')} vs {model.fingerprint()})"
+        )
+    for key in ("seq_len", "vocab_size"):
+        if meta.get(key) != getattr(config.data, key):
+            raise UserError(
+                f"{scorer_file}: made for data.{key} = {meta.get(key)}, but the config has "
+                f"data.{key} = {getattr(config.data, key)}"
+            )
+    return Scorer(model, scorer, meta["tokenizer"]), tokenizer
+
+
+def _load_prepared(config: SelectConfig, out: Path, corpus=None):
+    """Every rank: the scorer from the files rank 0 wrote, and the corpus (opened unless
+    given)."""
+    scorer, tokenizer = _load_scorer(
+        out / "scorer.npz", out / "tokenizer.json", out / "proxy.npz", config
+    )
+    if corpus is None:
+        corpus, _ = _open_corpus(config, tokenizer)
+    if isinstance(corpus, Mixture) and tokenizer_hash(corpus.tokenizer) != scorer.tokenizer_hash:
+        raise UserError(f"{out / 'scorer.npz'}: fitted with another tokenizer than the mixture's")
+    return corpus, scorer
+
+
+def _block_file(out: Path, i: int) -> Path:
+    return out / "work" / "blocks" / f"block-{i:07d}.npz"
+
+
+def _score_blocks(corpus, scorer, config, out, rank, size, quiet, timings) -> None:
+    """Score this rank's blocks (block i belongs to rank i % size); finished blocks are kept
+    on disk, so a killed pass resumes where it stopped."""
+    if (out / "scores.npy").exists():
+        return
+    total = _corpus_length(out)
+    start = time.perf_counter()
+    bar = tqdm(
+        total=total,
+        desc="scoring",
+        unit="seq",
+        disable=True if quiet else None,
+        dynamic_ncols=True,
+    )
+    chunk = config.select.chunk_size
+    for block in corpus.blocks(chunk):
+        i = block.start // chunk
+        path = _block_file(out, i)
+        if i % size == rank and not path.exists():
+            scores = scorer.score(block.ids)
+
+            def write(tmp: Path, scores=scores, source=block.source) -> None:
+                with open(tmp, "wb") as f:
+                    np.savez(f, scores=scores, source=source)
+
+            atomic_write(path, write)
+        bar.update(len(block))
+    bar.close()
+    if rank == 0:
+        _timed(out, timings, "scoring", time.perf_counter() - start)
+
+
+def _corpus_length(out: Path) -> int | None:
+    try:
+        return int(load_state(out / "proxy.npz")["corpus_sequences"])
+    except (FileNotFoundError, KeyError, TypeError, UserError):
+        return None
+
+
+def _gather(out: Path) -> tuple[np.ndarray, np.ndarray]:
+    """Rank 0: every block's scores in corpus order (blocks numbered 0, 1, ... with no gap)."""
+    scores, source = [], []
+    files = sorted((out / "work" / "blocks").glob("block-*.npz"))
+    for i, path in enumerate(files):
+        if path != _block_file(out, i):
+            raise UserError(f"{out / 'work'}: block {i} is missing; run again with --resume")
+        with np.load(path, allow_pickle=False) as data:
+            scores.append(data["scores"])
+            source.append(data["source"])
+    if not scores:
+        raise UserError(f"corpus {out}: no sequences were scored (is the corpus empty?)")
+    return np.concatenate(scores), np.concatenate(source)
+
+
+def _finish(config, out, corpus, scorer, say, timings) -> SelectionResult:
+    """Rank 0: scores.npy, the choice, selected.jsonl, plots, report, metrics.json (last)."""
+    if (out / "scores.npy").exists():
+        scores = np.load(out / "scores.npy", allow_pickle=False)
+        source = np.load(out / "sources.npy", allow_pickle=False)
+    else:
+        scores, source = _gather(out)
+        _write_npy(out / "sources.npy", source)
+        _write_npy(out / "scores.npy", scores)
+    start = time.perf_counter()
+    s = config.select
+    selected = choose(scores, s.fraction, s.method, s.temperature, config.seed)
+    tokenizer = _load_tokenizer(out / "tokenizer.json")
+    _write_selected(out / "selected.jsonl", corpus, selected, scores, tokenizer)
+    if isinstance(corpus, Mixture):
+        write_sequences(out / "desired.jsonl", corpus.desired, tokenizer)
+        write_sequences(out / "test.jsonl", corpus.test, tokenizer)
+    _timed(out, timings, "selection", time.perf_counter() - start)
+    proxy = load_state(out / "proxy.npz")
+    metrics = selection_metrics(scores, source, corpus.sources, selected)
+    metrics.update(
+        {
+            "method": s.method,
+            "fraction": s.fraction,
+            "temperature": s.temperature if s.method == "gumbel" else None,
+            "seed": config.seed,
+            "corpus": corpus.describe(),
+            "scorer": {
+                "heldout_spearman": scorer.scorer.heldout_spearman_,
+                "train_spearman": scorer.scorer.train_spearman_,
+                "features": "mean-pooled final hidden states + mean loss of the proxy model",
+                "proxy_model": scorer.model.fingerprint(),
+                "tokenizer": scorer.tokenizer_hash,
+                "reused_from": config.scorer.path or None,
+            },
+            "proxy": proxy.get("metrics", {}),
+            "seconds": dict(timings),
+        }
+    )
+    from learnlaw.plots import save_figure
+    from learnlaw.plots.selection import plot_score_histogram
+
+    threshold = float(scores[selected].min()) if s.method == "top" else None
+    fig = plot_score_histogram(scores, source, corpus.sources, threshold)
+    save_figure(fig, out / "histogram.png")
+    write_text(out / "report.md", report(metrics))
+    write_json(out / "metrics.json", metrics)
+    shutil.rmtree(out / "work", ignore_errors=True)
+    say(f"selected {len(selected)} of {len(scores)} sequences into {out / 'selected.jsonl'}")
+    return SelectionResult(out, scores, source, list(corpus.sources), selected, metrics)
+
+
+def _write_npy(path: Path, array: np.ndarray) -> None:
+    def write(tmp: Path) -> None:
+        with open(tmp, "wb") as f:  # np.save on a path would add ".npy" to the temporary name
+            np.save(f, array)
+
+    atomic_write(path, write)
+
+
+def selection_metrics(
+    scores: np.ndarray, source: np.ndarray, sources: list[str], selected: np.ndarray
+) -> dict[str, Any]:
+    """How many sequences of each source there are, were kept, and their mean score."""
+    counts = np.bincount(source, minlength=len(sources))
+    kept = np.bincount(source[selected], minlength=len(sources))
+    return {
+        "sequences": len(scores),
+        "selected": len(selected),
+        "sources": list(sources),
+        "per_source": {
+            name: {
+                "sequences": int(c),
+                "kept": int(k),
+                "kept_share": float(k / c) if c else None,
+                "share_of_selection": float(k / len(selected)),
+                "mean_score": float(scores[source == i].mean()) if c else None,
+            }
+            for i, (name, c, k) in enumerate(zip(sources, counts, kept))
+        },
+    }
+
+
+def _write_selected(path: Path, corpus, selected: np.ndarray, scores, tokenizer) -> None:
+    """The kept sequences in corpus order, read in a second pass over the corpus."""
+    keep = np.zeros(len(scores), dtype=bool)
+    keep[selected] = True
+    names = list(corpus.sources)
+
+    def write(tmp: Path) -> None:
+        with open(tmp, "w", encoding="utf-8") as f:
+            for block in corpus.blocks(4096):
+                rows = np.flatnonzero(keep[block.start : block.start + len(block)])
+                if not len(rows):
+                    continue
+                texts = tokenizer.decode_batch(block.ids[rows].tolist())
+                for r, text in zip(rows, texts):
+                    i = block.start + int(r)
+                    obj = {
+                        "index": i,
+                        "source": names[int(block.source[r])],
+                        "score": float(scores[i]),
+                        "text": text,
+                        "ids": block.ids[r].tolist(),
+                    }
+                    f.write(json.dumps(obj) + "\n")
+
+    atomic_write(path, write)
+
+
+def report(metrics: dict[str, Any]) -> str:
+    """A short Markdown report of a selection."""
+    lines = [
+        "# Data selection",
+        "",
+        f"Kept {metrics['selected']} of {metrics['sequences']} sequences "
+        f"({metrics['method']}, fraction {metrics['fraction']:g}).",
+        "",
+    ]
+    sc = metrics["scorer"]
+    lines.append(
+        f"Data scorer: held-out Spearman rank correlation with the proxy scores "
+        f"{_fmt(sc['heldout_spearman'])} (on its training sequences {_fmt(sc['train_spearman'])})."
+    )
+    proxy = metrics.get("proxy") or {}
+    if "acceleration_ratio" in proxy:
+        lines.append(
+            f"Proxy policy ({proxy.get('policy', '')}): acceleration ratio "
+            f"{proxy['acceleration_ratio']:.2f}x on {proxy.get('proxy_test_set', 'held-out')}."
+        )
+    if "corrupted_weight_ratio" in proxy:
+        lines.append(
+            f"Proxy weight on edited sequences / on clean ones: {proxy['corrupted_weight_ratio']:.2f}."
+        )
+    lines += ["", "| source | sequences | kept | kept share | share of selection | mean score |"]
+    lines.append("|---|---|---|---|---|---|")
+    for name, row in metrics["per_source"].items():
+        share = "-" if row["kept_share"] is None else f"{100 * row['kept_share']:.1f}%"
+        mean = "-" if row["mean_score"] is None else f"{row['mean_score']:.3f}"
+        lines.append(
+            f"| {name} | {row['sequences']} | {row['kept']} | {share} | "
+            f"{100 * row['share_of_selection']:.1f}% | {mean} |"
+        )
+    corpus = metrics.get("corpus", {})
+    if corpus.get("kind") == "mixture":
+        lines += [
+            "",
+            f"Corpus: the built-in mixture; target: {corpus['target']}; other: "
+            f"{corpus['other']}; edits: {corpus['edits']}.",
+        ]
+    seconds = metrics.get("seconds", {})
+    if seconds:
+        lines += ["", "Seconds: " + ", ".join(f"{k} {v:.1f}" for k, v in seconds.items()) + "."]
+    return "\n".join(lines) + "\n"
