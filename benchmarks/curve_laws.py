@@ -155,13 +155,64 @@ def main() -> None:
         cooldown_table()
 
 
+COOLDOWN = Path(__file__).resolve().parent / "data" / "cooldown"
+COOLDOWN_LAWS = ("momentum", "momentum-auto", "momentum-fit", "multipower", "forward-momentum")
+
+
 def cooldown_table() -> None:
-    """The cooldown sweeps' table (scripts/cooldown_sweeps.py), if its curves are shipped."""
-    try:
-        from cooldown import report  # benchmarks/cooldown.py, next to this file
-    except ImportError:
+    """The cooldown sweeps of scripts/cooldown_sweeps.py (if shipped): each law fitted on the
+    constant and cosine runs of a peak LR only, then ``sweep_wsd`` over the sweep's decay
+    fractions (what ``learnlaw schedule sweep`` does), against the real WSD runs."""
+    import json
+
+    import numpy as np
+    from scipy.stats import spearmanr
+
+    from learnlaw.planning import sweep_wsd
+
+    meta = COOLDOWN / "sweep.json"
+    if not meta.exists():
+        print(f"\nno cooldown sweeps at {COOLDOWN} (run scripts/cooldown_sweeps.py)")
         return
-    report()
+    sweep = json.loads(meta.read_text())
+    fractions = sweep["fractions"]
+    print(
+        f"\ncooldown sweeps ({sweep['steps']} steps, warmup {sweep['warmup']}, test loss every "
+        f"{sweep['eval_every']} steps; WSD linear decay to peak/10): laws fitted on the constant "
+        "and cosine runs only; final-loss error = mean |predicted - real| / real over the WSD runs"
+    )
+    header = (
+        f"{'peak':6} {'law':16} {'best: predicted':>15} {'real':>5} {'Spearman':>8} "
+        f"{'final err':>9} {'fit s':>6}"
+    )
+    print(header)
+    print("-" * len(header))
+    for peak in sweep["peaks"]:
+        folder = COOLDOWN / f"{peak:g}"
+        fit = [read_curve(folder / f"{n}.csv") for n in ("constant", "cosine")]
+        real = np.array([read_curve(folder / f"wsd_{f:g}.csv").losses[-1] for f in fractions])
+        real_best = fractions[int(np.argmin(real))]
+        for label in COOLDOWN_LAWS:
+            law, seconds = fit_timed(label, fit, 1)
+            predicted = sweep_wsd(
+                law,
+                sweep["steps"],
+                peak,
+                final=peak / 10,
+                warmup=sweep["warmup"],
+                fractions=fractions,
+            ).final_losses
+            rho = spearmanr(predicted, real).statistic
+            err = float(np.mean(np.abs(predicted - real) / real))
+            best = fractions[int(np.argmin(predicted))]
+            row(
+                f"{peak:<6g} {label:16} {best:15g} {real_best:5g} {rho:8.2f} "
+                f"{100 * err:8.3f}% {seconds:6.1f}"
+            )
+        print(
+            f"{'':6} real final losses: "
+            + ", ".join(f"{f:g}: {v:.4f}" for f, v in zip(fractions, real))
+        )
 
 
 if __name__ == "__main__":
