@@ -182,7 +182,7 @@ def cooldown_table() -> None:
         "and cosine runs only; final-loss error = mean |predicted - real| / real over the WSD runs"
     )
     header = (
-        f"{'peak':6} {'law':16} {'best: predicted':>15} {'real':>5} {'Spearman':>8} "
+        f"{'peak':6} {'law':22} {'best: predicted':>15} {'real':>5} {'Spearman':>8} "
         f"{'final err':>9} {'fit s':>6}"
     )
     print(header)
@@ -192,8 +192,16 @@ def cooldown_table() -> None:
         fit = [read_curve(folder / f"{n}.csv") for n in ("constant", "cosine")]
         real = np.array([read_curve(folder / f"wsd_{f:g}.csv").losses[-1] for f in fractions])
         real_best = fractions[int(np.argmin(real))]
-        for label in COOLDOWN_LAWS:
-            law, seconds = fit_timed(label, fit, 1)
+        for label in (*COOLDOWN_LAWS, "auto"):
+            if label == "auto":  # learnlaw law fit --law auto: cross-validation on the two runs
+                from learnlaw.laws.selection import select_law
+
+                start = time.perf_counter()
+                selection = select_law(fit)
+                law, seconds = selection.law, time.perf_counter() - start
+                label = f"auto: {selection.choice}"
+            else:
+                law, seconds = fit_timed(label, fit, 1)
             predicted = sweep_wsd(
                 law,
                 sweep["steps"],
@@ -206,7 +214,7 @@ def cooldown_table() -> None:
             err = float(np.mean(np.abs(predicted - real) / real))
             best = fractions[int(np.argmin(predicted))]
             row(
-                f"{peak:<6g} {label:16} {best:15g} {real_best:5g} {rho:8.2f} "
+                f"{peak:<6g} {label:22} {best:15g} {real_best:5g} {rho:8.2f} "
                 f"{100 * err:8.3f}% {seconds:6.1f}"
             )
         print(
