@@ -97,7 +97,7 @@ def test_predict_run_prints_final_losses_and_csv_schedule_uses_fit_warmup(
     assert code == 0, err
     code, out, err = run_cli(["law", "predict", fit, curve_files["wsd"]], capsys)
     assert code == 0, err
-    assert "final real" in out and "mean over the last 10 scored points" in out
+    assert "final real" in out and "quadratic fit over the last 10 scored points" in out
     code, out, err = run_cli(["law", "predict", fit, curve_files["wsd"], "--json"], capsys)
     entry = json.loads(out)["files"][0]
     assert abs(entry["final_predicted"] / entry["final_real"] - 1) < 2e-3
@@ -116,6 +116,7 @@ def test_predict_run_prints_final_losses_and_csv_schedule_uses_fit_warmup(
     run = read_curve(curve_files["wsd"], warmup_steps=500)
     file_mode = load_law(fit).predict(run, np.array([last]))[0]
     assert pred["loss"][-1] == pytest.approx(file_mode, rel=1e-9)
+    assert entry["final_predicted"] == pytest.approx(file_mode, rel=1e-9)
 
 
 def test_lambda_auto_says_when_it_ends_at_the_edge(tmp_path):
@@ -172,3 +173,16 @@ def test_compare_laws_option_fails_in_one_line(curve_files, tmp_path, capsys):
     files = list(curve_files.values())
     args = ["law", "compare", *files, "--fit-on", "constant,cosine", "--laws", "momentum,nope"]
     _one_line_error(*run_cli(args, capsys), "--laws 'nope'")
+
+
+def test_final_loss_is_unbiased_in_a_decay_and_less_noisy_than_one_point():
+    from learnlaw.laws.evaluation import final_loss
+
+    clean = 3.5 + 0.5 * np.linspace(1, 0, 10) ** 2  # still falling at the end of a decay
+    assert final_loss(clean) == pytest.approx(clean[-1], rel=1e-3)
+    assert np.mean(clean) > clean[-1] + 0.1  # what a plain mean would report
+    rng = np.random.default_rng(0)
+    noisy = clean * (1 + 0.01 * rng.standard_normal((400, 10)))
+    errors = np.array([final_loss(x) for x in noisy]) - clean[-1]
+    assert abs(np.mean(errors)) < 0.01 * clean[-1] / 5
+    assert np.std(errors) < 0.9 * np.std(noisy[:, -1] - clean[-1])

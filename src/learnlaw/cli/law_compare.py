@@ -126,12 +126,14 @@ def compare_command(files, fit_on, warmup_steps, loss_column, lam, law_names, da
     click.echo(line)
     for f in result.families:
         click.echo(
-            f"runs ending at step {f.last_step} (final loss: mean of the last {FINAL_POINTS} "
-            "scored points):"
+            f"runs ending at step {f.last_step} (real final loss: a quadratic fit over the last "
+            f"{FINAL_POINTS} scored points, at the last step):"
         )
         fam_rows = [
             (
-                m + (" *" if m == f.real_best else ""),
+                m
+                + (" (fitted)" if m in result.fit_on else "")
+                + (" *" if m == f.real_best else ""),
                 f"{f.real_final[m]:.4f}",
                 *(
                     f"{f.predicted_final[n][m]:.4f}" + (" *" if f.predicted_best[n] == m else "")

@@ -170,8 +170,9 @@ def predict_command(
     )
     click.echo(table(rows, header))
     click.echo(
-        f"final real / predicted: the mean over the last {FINAL_POINTS} scored points (from "
-        "the step in --json's final_from); noise: PredE of a smoothed copy against the curve"
+        "final real: a quadratic fit over the last "
+        f"{FINAL_POINTS} scored points (from the step in --json's final_from), at the last "
+        "step; predicted: the law there; noise: PredE of a smoothed copy against the curve"
     )
     if plot:
         click.echo(f"wrote {plot}")

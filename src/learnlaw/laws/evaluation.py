@@ -27,8 +27,9 @@ class CurveScore:
     """A law's accuracy on one curve (errors are fractions, not percent).
 
     ``noise_floor``: the PredE of a smoothed copy of the curve against itself (no law can do
-    better on these points); ``final_real`` / ``final_predicted``: the mean real and predicted
-    loss over the last ``final_points`` scored points (from ``final_from`` on)."""
+    better on these points); ``final_real``: the real loss at the last scored step from the
+    last ``final_points`` scored points (from step ``final_from`` on; ``final_loss``);
+    ``final_predicted``: the law's loss there."""
 
     name: str
     points: int
@@ -84,11 +85,23 @@ def score_curve(law: Law, curve: LossCurve, predicted: np.ndarray | None = None)
         m["worst_error"],
         m["r2"],
         noise(kept.losses).floor,
-        float(np.mean(kept.losses[-k:])),
-        float(np.mean(predicted[-k:])),
+        final_loss(kept.losses),
+        float(predicted[-1]),
         k,
         int(kept.steps[-k]),
     )
+
+
+def final_loss(losses: np.ndarray, points: int = FINAL_POINTS) -> float:
+    """A run's final loss from its last ``points`` logged losses: a quadratic fit of the
+    log-loss over them, at the last step. It averages the noise of one logged point without
+    the bias a plain mean has while the loss still falls (during a decay)."""
+    k = min(points, len(losses))
+    if k < 4:
+        return float(losses[-1])
+    x = np.arange(k, dtype=float)
+    coef = np.polyfit(x, np.log(losses[-k:]), 2)
+    return float(np.exp(np.polyval(coef, x[-1])))
 
 
 def score_curves(law: Law, curves: list[LossCurve]) -> Scores:
@@ -156,7 +169,7 @@ def extrapolation_warning(
 @dataclass
 class Family:
     """Runs that end at the same step: which really ended lowest, which each law picks, and
-    the final losses behind both (the mean of the last ``FINAL_POINTS`` scored points)."""
+    the final losses behind both (real: ``final_loss``; predicted: at the last step)."""
 
     last_step: int
     members: list[str]
