@@ -54,7 +54,7 @@ def plot_predictions(
     for panel, color in zip(panels, _colors(len(panels))):
         tag = " (fitted)" if panel.fitted else ""
         if panel.real is not None:  # faint, beneath: the predicted line must stay visible
-            ax_loss.plot(panel.steps, panel.real, "o", ms=2, color=color, alpha=0.3, zorder=1)
+            ax_loss.plot(panel.steps, panel.real, "o", ms=2.5, color=color, alpha=0.45, zorder=1)
         ax_loss.plot(
             panel.steps,
             panel.predicted,
