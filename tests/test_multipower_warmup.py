@@ -70,3 +70,27 @@ def test_fits_saved_before_warmup_drops_load_without_them():
     obj = law.to_json()
     del obj["hyperparameters"]["warmup_drops"]
     assert MultiPowerLaw.from_json(obj).warmup_drops is False
+
+
+def test_long_logs_are_fitted_on_bins_and_scored_on_every_point():
+    from learnlaw.curves import LossCurve
+    from learnlaw.laws.base import law_points
+
+    truth = MultiPowerLaw()
+    truth.params_ = dict(TRUE)
+    steps = np.arange(30, 3000, 3)  # 990 logged points per curve
+    curves = []
+    for spec in (
+        "constant:peak=3e-4,warmup=20,total=3000",
+        "cosine:peak=3e-4,final=3e-5,warmup=20,total=3000",
+    ):
+        sched = parse_schedule(spec)
+        curves.append(LossCurve(steps, truth.predict(sched, steps), sched, 20, name=spec[:6]))
+    law = MultiPowerLaw(adam_steps=100, polish=False).fit(curves)
+    notes = " ".join(law.fit_info_["notes"])
+    assert "bins of its 990 points" in notes and "scores use all" in notes
+    assert law.fit_info_["curves"][0]["points"] < 330  # about 250, early bins narrower
+    # scores are on every point: the bins are for the fit only
+    from learnlaw.laws.evaluation import score_curves
+
+    assert score_curves(law, curves[:1]).curves[0].points == len(law_points(curves[0]).steps)

@@ -178,9 +178,9 @@ class MultiPowerLaw(Law):
 
     name = "multipower"
     param_names = PARAMS
-    # its objective costs points x drops: 400 bins per curve keep a fit on long per-step logs
+    # its objective costs points x drops: 250 bins per curve keep a fit on long per-step logs
     # near the cost of the published runs (about 170-560 points each)
-    fit_points = 400
+    fit_points = 250
 
     def __init__(
         self,
