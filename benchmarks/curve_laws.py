@@ -1,9 +1,17 @@
 """Accuracy and fit time of the loss-curve laws on the real curves in ../shared/data/loss-curves.
 
-Prints one row per (size, split, law): PredE (mean over held-out files of the mean relative
-error), worst relative error, mean R^2 and the median fit time over --repeats fits.
+Per model size: one row per (size, split, law): PredE (mean over held-out files of the mean
+relative error), worst relative error, mean R^2 and the median fit time over --repeats fits,
+with the reference implementations' numbers beside (their READMEs / papers). Both splits
+predict the standard split's six held-out files.
 
-    python benchmarks/curve_laws.py [--repeats 3] [--laws momentum,momentum-auto]
+Across sizes (the Forward-Momentum law and the momentum law's size extension, fitted jointly
+over model sizes given as 25e6 / 100e6 / 400e6): (a) fit every run of at most 24K steps of all
+three sizes, predict the 72K runs; (b) fit every run of 25M and 100M, predict 400M.
+
+Then the cooldown sweeps of scripts/cooldown_sweeps.py, if shipped (benchmarks/data/cooldown).
+
+    python benchmarks/curve_laws.py [--repeats 3] [--laws momentum,multipower] [--no-sizes]
 """
 
 from __future__ import annotations
@@ -20,7 +28,7 @@ os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 import torch
 
 from learnlaw.curves import read_curve
-from learnlaw.laws import law_from_options, law_points
+from learnlaw.laws import law_from_options
 from learnlaw.laws.evaluation import score_curves
 
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "loss-curves" / "multipowerlaw"
@@ -39,53 +47,180 @@ ALL = [
     "wsdcon_9",
     "wsdcon_18",
 ]
-PUBLISHED = {
+SIZES = {"25M": 25e6, "100M": 100e6, "400M": 400e6}
+# the reference implementations on the standard split: the Multi-Power Law's own repository
+# (thu-yao-01-luo/MultiPowerLaw README; about 285 s per fit on this machine kind), the
+# momentum law's paper (Tissue et al.)
+REFERENCE = {
+    "multipower": {"25M": 0.00110, "100M": 0.00142, "400M": 0.00168},
     "momentum": {"25M": 0.0014, "100M": 0.0022, "400M": 0.0025},
-    "multipower": {"25M": 0.0012, "100M": 0.0013, "400M": 0.0019},
 }
 LAW_OPTIONS = {
     "momentum": ("momentum", {"lam": 0.999}),
     "momentum-auto": ("momentum", {"lam": "auto"}),
+    "momentum-fit": ("momentum", {"lam": "fit"}),
     "multipower": ("multipower", {}),
+    "forward-momentum": ("forward-momentum", {}),
 }
+
+
+def fit_timed(label, curves, repeats, **extra):
+    name, options = LAW_OPTIONS[label]
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        law = law_from_options(name, **options, **extra).fit(curves)
+        times.append(time.perf_counter() - start)
+    return law, statistics.median(times)
+
+
+def row(*cells) -> None:
+    print(" ".join(cells))
+    sys.stdout.flush()
+
+
+def per_size(args, curves) -> None:
+    header = (
+        f"{'size':5} {'split':8} {'law':16} {'PredE':>8} {'worst':>8} {'R^2':>8} "
+        f"{'fit s':>7} {'reference':>9}"
+    )
+    print(header)
+    print("-" * len(header))
+    held_out = [n for n in ALL if n not in SPLITS["standard"]]
+    for size in args.sizes.split(","):
+        for split, fit_names in SPLITS.items():
+            for label in args.laws.split(","):
+                law, seconds = fit_timed(label, [curves[size][n] for n in fit_names], args.repeats)
+                s = score_curves(law, [curves[size][n] for n in held_out])
+                ref = REFERENCE.get(LAW_OPTIONS[label][0], {}).get(size)
+                ref = (
+                    f"{100 * ref:.3f}%"
+                    if ref and split == "standard" and label in REFERENCE
+                    else ""
+                )
+                row(
+                    f"{size:5} {split:8} {label:16} {100 * s.pred_error:7.3f}% "
+                    f"{100 * s.worst_error:7.3f}% {s.r2:8.5f} {seconds:7.2f} {ref:>9}"
+                )
+
+
+def across_sizes(args, curves) -> None:
+    print("\nacross sizes (one joint fit, size scaling; PredE / worst / R^2 per predicted size)")
+    splits = {
+        "(a) fit <=24K, predict 72K": (
+            [(s, n) for s in SIZES for n in ALL if "72000" not in n],
+            [(s, n) for s in SIZES for n in ALL if "72000" in n],
+        ),
+        "(b) fit 25M+100M, predict 400M": (
+            [(s, n) for s in ("25M", "100M") for n in ALL],
+            [("400M", n) for n in ALL],
+        ),
+    }
+    for split, (fit, held) in splits.items():
+        for label in ("forward-momentum", "momentum"):
+            law, seconds = fit_timed(label, [curves[s][n] for s, n in fit], 1, size_scaling=True)
+            parts = []
+            for size in dict.fromkeys(s for s, _ in held):
+                sc = score_curves(law, [curves[s][n] for s, n in held if s == size])
+                parts.append(
+                    f"{size} {100 * sc.pred_error:.3f}% / {100 * sc.worst_error:.2f}% / {sc.r2:.4f}"
+                )
+            row(f"{split:31} {label:16} {'; '.join(parts)}  fit {seconds:.1f} s")
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=3)
-    parser.add_argument("--laws", default="momentum,momentum-auto,multipower")
+    parser.add_argument("--laws", default="momentum,momentum-auto,momentum-fit,multipower")
     parser.add_argument("--sizes", default="25M,100M,400M")
+    parser.add_argument("--no-sizes", action="store_true", help="Skip the across-sizes table.")
+    parser.add_argument("--no-cooldown", action="store_true", help="Skip the cooldown table.")
     args = parser.parse_args()
-    if not DATA.is_dir():
-        print(f"skipped: {DATA} is not present")
+    threads = torch.get_num_threads()
+    if DATA.is_dir():
+        print(f"torch threads: {threads}, fit time = median of {args.repeats} fits")
+        curves = {
+            size: {
+                n: read_curve(DATA / size / f"{n}.csv", warmup_steps=2160, model_size=SIZES[size])
+                for n in ALL
+            }
+            for size in SIZES
+        }
+        per_size(args, curves)
+        if not args.no_sizes:
+            across_sizes(args, curves)
+    else:
+        print(f"skipped the shared curves: {DATA} is not present")
+    if not args.no_cooldown:
+        cooldown_table()
+
+
+COOLDOWN = Path(__file__).resolve().parent / "data" / "cooldown"
+COOLDOWN_LAWS = ("momentum", "momentum-auto", "momentum-fit", "multipower", "forward-momentum")
+
+
+def cooldown_table() -> None:
+    """The cooldown sweeps of scripts/cooldown_sweeps.py (if shipped): each law fitted on the
+    constant and cosine runs of a peak LR only, then ``sweep_wsd`` over the sweep's decay
+    fractions (what ``learnlaw schedule sweep`` does), against the real WSD runs."""
+    import json
+
+    import numpy as np
+    from scipy.stats import spearmanr
+
+    from learnlaw.planning import sweep_wsd
+
+    meta = COOLDOWN / "sweep.json"
+    if not meta.exists():
+        print(f"\nno cooldown sweeps at {COOLDOWN} (run scripts/cooldown_sweeps.py)")
         return
-    print(f"torch threads: {torch.get_num_threads()}, fit time = median of {args.repeats} fits")
-    header = f"{'size':5} {'split':8} {'law':14} {'PredE':>8} {'worst':>8} {'R^2':>8} {'fit s':>7} {'published':>9}"
+    sweep = json.loads(meta.read_text())
+    fractions = sweep["fractions"]
+    print(
+        f"\ncooldown sweeps ({sweep['steps']} steps, warmup {sweep['warmup']}, test loss every "
+        f"{sweep['eval_every']} steps; WSD linear decay to peak/10): laws fitted on the constant "
+        "and cosine runs only; final-loss error = mean |predicted - real| / real over the WSD runs"
+    )
+    header = (
+        f"{'peak':6} {'law':22} {'best: predicted':>15} {'real':>5} {'Spearman':>8} "
+        f"{'final err':>9} {'fit s':>6}"
+    )
     print(header)
     print("-" * len(header))
-    # both splits predict the standard split's six held-out files
-    held_out = [n for n in ALL if n not in SPLITS["standard"]]
-    for size in args.sizes.split(","):
-        curves = {
-            n: law_points(read_curve(DATA / size / f"{n}.csv", warmup_steps=2160)) for n in ALL
-        }
-        for split, fit_names in SPLITS.items():
-            for label in args.laws.split(","):
-                name, options = LAW_OPTIONS[label]
-                times = []
-                for _ in range(args.repeats):
-                    start = time.perf_counter()
-                    law = law_from_options(name, **options).fit([curves[n] for n in fit_names])
-                    times.append(time.perf_counter() - start)
-                scores = score_curves(law, [curves[n] for n in held_out])
-                pred_e, worst, r2 = scores.pred_error, scores.worst_error, scores.r2
-                published = PUBLISHED.get(label, {}).get(size) if split == "standard" else None
-                pub = f"{100 * published:.2f}%" if published else ""
-                print(
-                    f"{size:5} {split:8} {label:14} {100 * pred_e:7.3f}% {100 * worst:7.3f}% "
-                    f"{r2:8.5f} {statistics.median(times):7.2f} {pub:>9}"
-                )
-        sys.stdout.flush()
+    for peak in sweep["peaks"]:
+        folder = COOLDOWN / f"{peak:g}"
+        fit = [read_curve(folder / f"{n}.csv") for n in ("constant", "cosine")]
+        real = np.array([read_curve(folder / f"wsd_{f:g}.csv").losses[-1] for f in fractions])
+        real_best = fractions[int(np.argmin(real))]
+        for label in (*COOLDOWN_LAWS, "auto"):
+            if label == "auto":  # learnlaw law fit --law auto: cross-validation on the two runs
+                from learnlaw.laws.selection import select_law
+
+                start = time.perf_counter()
+                selection = select_law(fit)
+                law, seconds = selection.law, time.perf_counter() - start
+                label = f"auto: {selection.choice}"
+            else:
+                law, seconds = fit_timed(label, fit, 1)
+            predicted = sweep_wsd(
+                law,
+                sweep["steps"],
+                peak,
+                final=peak / 10,
+                warmup=sweep["warmup"],
+                fractions=fractions,
+            ).final_losses
+            rho = spearmanr(predicted, real).statistic
+            err = float(np.mean(np.abs(predicted - real) / real))
+            best = fractions[int(np.argmin(predicted))]
+            row(
+                f"{peak:<6g} {label:22} {best:15g} {real_best:5g} {rho:8.2f} "
+                f"{100 * err:8.3f}% {seconds:6.1f}"
+            )
+        print(
+            f"{'':6} real final losses: "
+            + ", ".join(f"{f:g}: {v:.4f}" for f, v in zip(fractions, real))
+        )
 
 
 if __name__ == "__main__":

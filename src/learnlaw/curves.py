@@ -45,7 +45,7 @@ class LossCurve:
     """One training run: losses at logged steps and the learning rate at every step.
 
     ``schedule`` gives the learning rate at any step (a spec family or interpolated logged
-    points). Steps ``0..warmup_steps-1`` are a linear warmup, which each law treats by its own
+    points, step changes held). Steps ``0..warmup_steps-1`` are a linear warmup, which each law treats by its own
     convention (the momentum law counts it at the peak LR; the Multi-Power Law by its area).
     """
 
@@ -109,6 +109,60 @@ class LossCurve:
             losses=losses,
             notes=[*self.notes, note],
         )
+
+    def smoothed(self, window: int) -> LossCurve:
+        """The curve with each loss replaced by a local quadratic fit over ``window`` neighbouring
+        points (``smooth_losses``), saying so in ``notes``."""
+        losses = smooth_losses(self.losses, window)
+        if losses is self.losses:
+            return self
+        note = (
+            f"{self.name or 'curve'}: smoothed over {window} neighbouring points to fit and score"
+        )
+        return replace(self, losses=losses, notes=[*self.notes, note])
+
+
+def smooth_losses(losses: np.ndarray, window: int) -> np.ndarray:
+    """A local quadratic (Savitzky-Golay) fit of log-loss over ``window`` neighbouring points
+    (rounded up to odd; the losses themselves when there are too few points).
+
+    Log space, because batch noise is relative; quadratic, so the curve's bend over the window
+    costs only a third-order bias (a running mean would lift a convex curve)."""
+    from scipy.signal import savgol_filter
+
+    window = int(window) | 1  # odd
+    if window < 5 or len(losses) < window:
+        return losses
+    return np.exp(savgol_filter(np.log(losses), window, 2, mode="interp"))
+
+
+def noise_window(n: int) -> int:
+    """The window ``noise`` smooths over: about 5% of the points, at least 7."""
+    return 2 * max(3, n // 40) + 1
+
+
+@dataclass
+class Noise:
+    """A curve's noise: ``floor`` is the mean relative error of a smoothed copy against the
+    curve itself (no law can score better on these points); ``sigma`` a robust standard
+    deviation of the log residuals (1.4826 x their median absolute value)."""
+
+    floor: float
+    sigma: float
+    window: int
+
+
+def noise(losses: np.ndarray) -> Noise:
+    """The noise of a sequence of losses (see ``Noise``), smoothed by ``smooth_losses`` over
+    ``noise_window`` points. Zero for curves too short to smooth."""
+    losses = np.asarray(losses, dtype=float)
+    window = noise_window(len(losses))
+    smooth = smooth_losses(losses, window)
+    if smooth is losses:
+        return Noise(0.0, 0.0, window)
+    residual = np.log(losses) - np.log(smooth)
+    floor = float(np.mean(np.abs(losses - smooth) / losses))
+    return Noise(floor, float(1.4826 * np.median(np.abs(residual))), window)
 
 
 def read_curve(
@@ -189,6 +243,13 @@ def _curve_from_table(table: Table, loss_column: str | None, lr_column: str | No
     steps, values = clean_losses(table.path, losses[0], *table.series[losses[0]], notes)
     lr_steps, lr_values = table.lr_points(lr_column, notes)
     schedule = Schedule.from_points(lr_steps, lr_values) if len(lr_steps) else None
+    if schedule is not None and len(schedule.point_steps) > len(lr_steps):
+        changes = len(schedule.point_steps) - len(lr_steps)
+        notes.append(
+            f"the LR changes abruptly between {changes} pair(s) of logged steps with a flat LR "
+            "on both sides: each is taken as a step change at the later logged step, not "
+            "interpolated"
+        )
     if schedule is not None and np.any(lr_values < 0):
         raise UserError(
             f"{table.path}: step {int(lr_steps[np.argmax(lr_values < 0)])}: negative learning rate"

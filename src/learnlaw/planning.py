@@ -39,6 +39,38 @@ class SchedulePrediction:
         return int(self.steps[1] - self.steps[0]) if len(self.steps) > 1 else 1
 
 
+def fit_warmup(law: Law) -> int | None:
+    """The warmup every curve of ``law``'s fit shared, if they agree (None otherwise)."""
+    warmups = {c.get("warmup_steps") for c in getattr(law, "fit_info_", {}).get("curves", [])}
+    return warmups.pop() if len(warmups) == 1 else None
+
+
+def with_fit_warmup(
+    law: Law, schedule: Schedule, warmup: int | None = None
+) -> tuple[Schedule, str | None]:
+    """``schedule`` behind the warmup its prediction should assume, and a note when it was
+    not the schedule's own: ``warmup`` if given (it must agree with a warmup the schedule
+    has), else the fit's warmup for a schedule without one (a log that starts after its
+    warmup, a spec without ``warmup=``), as the fitted runs had."""
+    label = schedule_label(schedule)
+    if warmup is not None:
+        if schedule.warmup and schedule.warmup != warmup:
+            raise UserError(
+                f"--warmup-steps {warmup} disagrees with the schedule's warmup={schedule.warmup}; "
+                "set warmup in the spec"
+            )
+        return (
+            (schedule.with_warmup(warmup), None) if warmup != schedule.warmup else (schedule, None)
+        )
+    default = fit_warmup(law) or 0
+    if schedule.warmup or not default:
+        return schedule, None
+    return schedule.with_warmup(default), (
+        f"{label}: no warmup in the schedule; using the fit's warmup of {default} steps, as the "
+        "fitted runs had (--warmup-steps to choose)"
+    )
+
+
 def schedule_label(schedule: Schedule) -> str:
     return schedule.spec() if schedule.kind != "points" else "schedule"
 
@@ -83,10 +115,59 @@ def predict_schedule(
 
 
 @dataclass
+class Separation:
+    """Which schedules the fit can tell apart from the best one: for every schedule the central
+    ``level`` band of (its final loss - the best's) over the fit's bootstrap refits. ``tied``
+    marks the schedules whose band contains 0 (the best itself included): closer to the best
+    than the fit's parameter uncertainty can separate."""
+
+    level: float
+    low: np.ndarray
+    high: np.ndarray
+
+    @property
+    def tied(self) -> np.ndarray:
+        return (self.low <= 0) & (self.high >= 0)
+
+
+def separation(
+    law: Law,
+    schedules: list[Schedule],
+    total: int | None,
+    best: int,
+    *,
+    level: float = 0.9,
+    model_size: float | None = None,
+) -> Separation | None:
+    """The ``Separation`` of ``schedules`` from ``schedules[best]`` at their final steps, or
+    None when the fit has no bootstrap refits. Paired: each refit predicts every schedule, so
+    what the schedules share (the level of the curve) cancels in the differences."""
+    if not getattr(law, "bootstrap_params_", None):
+        return None
+    finals = np.array(
+        [
+            law.predict_replicas(
+                s,
+                np.array([resolve_total(s, total, schedule_label(s))]),
+                model_size=model_size,
+            )[:, 0]
+            for s in schedules
+        ]
+    )  # schedules x replicas
+    diff = finals - finals[best]
+    tail = 100 * (1 - level) / 2
+    return Separation(
+        level, np.percentile(diff, tail, axis=1), np.percentile(diff, 100 - tail, axis=1)
+    )
+
+
+@dataclass
 class ScheduleComparison:
-    """Several schedules' predicted curves, in the order given; ``ranked`` is best first."""
+    """Several schedules' predicted curves, in the order given; ``ranked`` is best first.
+    ``separation`` (in the order given) when the fit has bootstrap refits."""
 
     predictions: list[SchedulePrediction]
+    separation: Separation | None = None
 
     @property
     def ranked(self) -> list[SchedulePrediction]:
@@ -104,17 +185,21 @@ def compare_schedules(
     *,
     labels: list[str] | None = None,
     model_size: float | None = None,
+    level: float = 0.9,
 ) -> ScheduleComparison:
-    """Predicted curves of several schedules (each to its own total unless ``total`` is given)."""
+    """Predicted curves of several schedules (each to its own total unless ``total`` is given),
+    and which of them the fit cannot separate from the best (``Separation`` at ``level``; fits
+    with bootstrap refits)."""
     if not schedules:
         raise UserError("give at least one schedule to compare")
     labels = labels or [schedule_label(s) for s in schedules]
-    return ScheduleComparison(
-        [
-            predict_schedule(law, s, total, model_size=model_size, label=label)
-            for s, label in zip(schedules, labels)
-        ]
-    )
+    predictions = [
+        predict_schedule(law, s, total, model_size=model_size, label=label)
+        for s, label in zip(schedules, labels)
+    ]
+    best = int(np.argmin([p.final_loss for p in predictions]))
+    sep = separation(law, schedules, total, best, level=level, model_size=model_size)
+    return ScheduleComparison(predictions, sep)
 
 
 @dataclass
@@ -126,11 +211,13 @@ class WsdChoice:
 
 @dataclass
 class WsdSweep:
-    """Predicted final losses of WSD schedules that differ only in their decay fraction."""
+    """Predicted final losses of WSD schedules that differ only in their decay fraction, and
+    (fits with bootstrap refits) which of them the fit cannot separate from the best."""
 
     fractions: np.ndarray
     final_losses: np.ndarray
     schedules: list[Schedule]
+    separation: Separation | None = None
 
     @property
     def best(self) -> WsdChoice:
@@ -148,6 +235,7 @@ def sweep_wsd(
     warmup: int = 0,
     fractions: np.ndarray | list[float] | None = None,
     model_size: float | None = None,
+    level: float = 0.9,
 ) -> WsdSweep:
     """Sweep the decay fraction of ``Schedule.wsd(peak, total, ...)`` (default 5%, 10%, ...,
     100%); fractions whose decay would start inside the warmup are skipped."""
@@ -166,7 +254,9 @@ def sweep_wsd(
         schedules.append(schedule)
     if not kept:
         raise UserError(f"no decay fraction fits after a warmup of {warmup} steps in {total} steps")
-    return WsdSweep(np.array(kept), np.array(losses), schedules)
+    best = int(np.argmin(losses))
+    sep = separation(law, schedules, total, best, level=level, model_size=model_size)
+    return WsdSweep(np.array(kept), np.array(losses), schedules, sep)
 
 
 @dataclass

@@ -7,13 +7,20 @@ from pathlib import Path
 import click
 import numpy as np
 
-from learnlaw.cli.common import table, warn
-from learnlaw.cli.law import _size_option, fit_warmup
+from learnlaw.cli.common import note, table, warn
+from learnlaw.cli.law_common import size_option as _size_option
 from learnlaw.errors import UserError
 from learnlaw.files import check_output, json_line, write_csv
 from learnlaw.laws import load_law
 from learnlaw.laws.evaluation import extrapolation_warning
-from learnlaw.planning import compare_schedules, optimize_schedule, predict_schedule, sweep_wsd
+from learnlaw.planning import (
+    compare_schedules,
+    fit_warmup,
+    optimize_schedule,
+    predict_schedule,
+    sweep_wsd,
+    with_fit_warmup,
+)
 from learnlaw.plots import save_figure
 from learnlaw.plots.curves import CurvePanel, plot_predictions, plot_sweep
 from learnlaw.schedules import DECAY_SHAPES, Schedule, wsd_decay_start
@@ -43,7 +50,12 @@ def compare_command(fit_file, specs, steps, model_size, plot, no_plot, as_json):
     if not no_plot:
         check_output(plot)
     model = load_law(fit_file)
-    schedules = [Schedule.parse(spec) for spec in specs]
+    schedules = []
+    for spec in specs:
+        schedule, message = with_fit_warmup(model, Schedule.parse(spec))
+        if message and not as_json:
+            note(message)
+        schedules.append(schedule)
     comparison = compare_schedules(
         model, schedules, steps, labels=list(specs), model_size=_size_option(model_size, model)
     )
@@ -58,6 +70,7 @@ def compare_command(fit_file, specs, steps, model_size, plot, no_plot, as_json):
         panels = [CurvePanel(p.label, p.steps, p.losses, p.lrs) for p in preds]
         title = f"{model.name} law: predicted curves of {len(preds)} schedules"
         save_figure(plot_predictions(panels, title=title), plot)
+    tied = dict(zip((p.label for p in preds), _tied(comparison.separation, len(preds))))
     if as_json:
         click.echo(
             json_line(
@@ -68,9 +81,13 @@ def compare_command(fit_file, specs, steps, model_size, plot, no_plot, as_json):
                             "steps": int(p.steps[-1]),
                             "final_lr": float(p.lrs[-1]),
                             "final_loss": p.final_loss,
+                            "tied_with_best": bool(tied[p.label]),
                         }
                         for p in ranked
-                    ]
+                    ],
+                    "separation_level": (
+                        comparison.separation.level if comparison.separation else None
+                    ),
                 }
             )
         )
@@ -81,13 +98,33 @@ def compare_command(fit_file, specs, steps, model_size, plot, no_plot, as_json):
             int(p.steps[-1]),
             f"{p.lrs[-1]:.3g}",
             f"{p.final_loss:.4f}",
-            f"+{p.final_loss - best:.4f}",
+            f"+{p.final_loss - best:.4f}" + (" ~" if tied[p.label] and i else ""),
         )
-        for p in ranked
+        for i, p in enumerate(ranked)
     ]
     click.echo(table(rows, ("schedule", "steps", "final lr", "final loss", "vs best")))
+    _separation_line(comparison.separation, [p.label for p in preds])
     if not no_plot:
         click.echo(f"wrote {plot}")
+
+
+def _tied(separation, n: int) -> list[bool]:
+    """Which of n schedules the fit cannot separate from the best (none without bootstrap)."""
+    return [False] * n if separation is None else [bool(t) for t in separation.tied]
+
+
+def _separation_line(separation, labels: list[str]) -> None:
+    """Say which schedules are as good as the best within the fit's bootstrap band."""
+    if separation is None:
+        click.echo(
+            "(fit with --bootstrap N to see which schedules the fit cannot tell from the best)"
+        )
+        return
+    tied = [x for x, t in zip(labels, separation.tied) if t]
+    click.echo(
+        f"~: within the fit's {separation.level:.0%} bootstrap band of the best (paired over "
+        f"refits), so not separable from it: {', '.join(tied)}"
+    )
 
 
 def _fractions(text: str | None) -> np.ndarray | None:
@@ -159,7 +196,11 @@ def sweep_command(
             json_line(
                 {
                     "warmup": warmup,
-                    "sweep": [{"decay_frac": f, "final_loss": v} for f, v in pairs],
+                    "sweep": [
+                        {"decay_frac": f, "final_loss": v, "tied_with_best": bool(t)}
+                        for (f, v), t in zip(pairs, _tied(sweep.separation, len(pairs)))
+                    ],
+                    "separation_level": sweep.separation.level if sweep.separation else None,
                     "best": {
                         "decay_frac": best.fraction,
                         "final_loss": best.final_loss,
@@ -169,20 +210,22 @@ def sweep_command(
             )
         )
         return
+    tied = _tied(sweep.separation, len(pairs))
     table_rows = [
         (
             f"{100 * f:.0f}%",
             wsd_decay_start({"total": total, "decay_frac": f}),
             f"{v:.4f}",
-            "<- best" if f == best.fraction else "",
+            "<- best" if f == best.fraction else ("~ best" if tied[i] else ""),
         )
-        for f, v in pairs
+        for i, (f, v) in enumerate(pairs)
     ]
     click.echo(table(table_rows, ("decay", "decay starts", "final loss", "best")))
     click.echo(
         f"predicted best decay fraction: {100 * best.fraction:.0f}% (final loss "
         f"{best.final_loss:.4f}); schedule: {best.schedule.spec()}"
     )
+    _separation_line(sweep.separation, [f"{100 * f:.0f}%" for f, _ in pairs])
     if not no_plot:
         click.echo(f"wrote {plot}")
 

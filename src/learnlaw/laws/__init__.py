@@ -12,13 +12,19 @@ from typing import Any
 
 from learnlaw.errors import UserError
 from learnlaw.laws.base import FIT_FORMAT, FIT_FORMAT_VERSION, Law, LawInput, law_input, law_points
-from learnlaw.laws.momentum import MomentumLaw
+from learnlaw.laws.forward_momentum import ForwardMomentumLaw
+from learnlaw.laws.momentum import LAMBDA_CHOICES, MomentumLaw
 from learnlaw.laws.multipower import MultiPowerLaw
 
-LAWS: dict[str, type[Law]] = {"momentum": MomentumLaw, "multipower": MultiPowerLaw}
+LAWS: dict[str, type[Law]] = {
+    "momentum": MomentumLaw,
+    "multipower": MultiPowerLaw,
+    "forward-momentum": ForwardMomentumLaw,
+}
 
 __all__ = [
     "LAWS",
+    "ForwardMomentumLaw",
     "Law",
     "LawInput",
     "MomentumLaw",
@@ -27,7 +33,22 @@ __all__ = [
     "law_input",
     "law_points",
     "load_law",
+    "parse_lambda",
 ]
+
+
+def parse_lambda(lam: str | float) -> str | float:
+    """--lambda: a number in [0, 1), 'auto' or 'fit' (validated, naming the option)."""
+    text = str(lam).strip().lower()
+    if text in LAMBDA_CHOICES:
+        return text
+    try:
+        value = float(lam)
+    except ValueError:
+        raise UserError(f"--lambda {lam!r}: expected a number in [0, 1), 'auto' or 'fit'") from None
+    if not 0 <= value < 1:
+        raise UserError(f"--lambda {lam}: expected a number in [0, 1), 'auto' or 'fit'")
+    return value
 
 
 def law_from_options(
@@ -37,28 +58,51 @@ def law_from_options(
     size_scaling: bool = False,
     bootstrap: int = 0,
     seed: int = 0,
+    fit_from: int | None = None,
+    smooth: int | None = None,
+    max_points: int | None = None,
+    delta: str | float = "auto",
 ) -> Law:
     """A law from command-line style options (validated here, once, naming the option)."""
     if name not in LAWS:
         raise UserError(f"--law {name!r}: expected one of {', '.join(LAWS)}")
     if bootstrap and bootstrap < 2:
         raise UserError(f"--bootstrap {bootstrap}: needs at least 2 replicas (or 0 for none)")
+    if fit_from is not None and fit_from < 1:
+        raise UserError(f"--fit-from {fit_from}: expected a step >= 1")
+    if smooth is not None and smooth != 0 and smooth < 5:
+        raise UserError(f"--smooth {smooth}: expected a window of at least 5 points (or 0: none)")
+    if max_points is not None and max_points < 10:
+        raise UserError(f"--max-points {max_points}: expected at least 10")
+    common = {
+        "bootstrap": bootstrap,
+        "seed": seed,
+        "fit_from": fit_from,
+        "smooth": smooth or None,
+        "delta": parse_delta(delta),
+    }
+    if max_points is not None:
+        common["max_points"] = max_points
     if name == "momentum":
-        if str(lam).strip().lower() == "auto":
-            value: str | float = "auto"
-        else:
-            try:
-                value = float(lam)
-            except ValueError:
-                raise UserError(
-                    f"--lambda {lam!r}: expected a number in [0, 1) or 'auto'"
-                ) from None
-            if not 0 <= value < 1:
-                raise UserError(f"--lambda {lam}: must be in [0, 1)")
-        return MomentumLaw(lam=value, size_scaling=size_scaling, bootstrap=bootstrap, seed=seed)
+        return MomentumLaw(lam=parse_lambda(lam), size_scaling=size_scaling, **common)
+    if name == "forward-momentum":
+        return ForwardMomentumLaw(size_scaling=size_scaling, **common)
     if size_scaling:
-        raise UserError("--size-scaling goes with --law momentum")
-    return LAWS[name](bootstrap=bootstrap, seed=seed)
+        raise UserError("--size-scaling goes with --law momentum or forward-momentum")
+    return LAWS[name](**common)
+
+
+def parse_delta(delta: str | float) -> str | float:
+    """--delta: a positive number or 'auto'."""
+    if str(delta).strip().lower() == "auto":
+        return "auto"
+    try:
+        value = float(delta)
+    except ValueError:
+        raise UserError(f"--delta {delta!r}: expected a positive number or 'auto'") from None
+    if not 0 < value < float("inf"):
+        raise UserError(f"--delta {delta}: expected a positive number or 'auto'")
+    return value
 
 
 def load_law(path: str | Path, law: str | None = None) -> Law:

@@ -17,7 +17,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from learnlaw.curves import LossCurve
+from learnlaw.curves import LossCurve, noise
 from learnlaw.errors import UserError
 from learnlaw.laws import fitting
 from learnlaw.laws.metrics import curve_metrics
@@ -112,36 +112,75 @@ def law_input(
     return LawInput(schedule.values(n), warmup, size, name), steps
 
 
-def law_points(curve: LossCurve, max_points: int | None = None) -> LossCurve:
-    """The part of ``curve`` a law speaks about: logged steps >= 1 after the warmup, averaged
-    in bins when there are more than ``max_points`` (see ``LossCurve.binned``).
+# a log without warmup: its first 5% of steps are left out (typical warmups are 1-10% of a
+# run, and no law describes the first steps of training, where the loss falls by half)
+AUTO_FIT_FROM = 0.05
+
+
+def fit_start(curve: LossCurve, fit_from: int | None = None) -> tuple[int, str]:
+    """(the first step of ``curve`` a law fits and scores, why): after the warmup and never
+    step 0; from ``fit_from`` when given; a log without warmup from 5% of its last step."""
+    first = first_law_step(curve.warmup_steps)
+    if fit_from is not None:
+        return max(first, int(fit_from)), "--fit-from"
+    if curve.warmup_steps == 0 and len(curve.steps):
+        auto = math.ceil(AUTO_FIT_FROM * curve.last_step)
+        if auto > max(first, int(curve.steps[0])):
+            return auto, f"automatic: no warmup, so the first {AUTO_FIT_FROM:.0%} of the steps"
+    return first, "step 0 or inside the warmup"
+
+
+def law_points(
+    curve: LossCurve,
+    max_points: int | None = None,
+    *,
+    fit_from: int | None = None,
+    smooth: int | None = None,
+) -> LossCurve:
+    """The part of ``curve`` a law speaks about: logged steps from ``fit_start`` on (after
+    the warmup), averaged in bins when there are more than ``max_points`` (see
+    ``LossCurve.binned``), then smoothed over ``smooth`` points if given (``LossCurve.smoothed``).
 
     Fitting and every score (predict, plots, compare, benchmarks) use the same points, so a
     log that starts at step 0 or inside the warmup fits and scores without an error.
     """
-    kept = _after_warmup(curve)
-    return kept if max_points is None else kept.binned(max_points)
+    kept = _from_start(curve, fit_from)
+    kept = kept if max_points is None else kept.binned(max_points)
+    return kept.smoothed(smooth) if smooth else kept
 
 
-def _after_warmup(curve: LossCurve) -> LossCurve:
-    keep = curve.steps >= first_law_step(curve.warmup_steps)
+def _from_start(curve: LossCurve, fit_from: int | None) -> LossCurve:
+    start, why = fit_start(curve, fit_from)
+    keep = curve.steps >= start
     if not keep.any():
         raise UserError(
-            f"{curve.name or 'curve'}: every logged point is at step 0 or inside the warmup "
-            f"of {curve.warmup_steps} steps"
+            f"{curve.name or 'curve'}: no logged point from step {start} on ({why}); "
+            f"the last logged step is {curve.last_step}"
         )
     if keep.all():
         return curve
     left_out = int((~keep).sum())
-    note = f"{curve.name}: left out {left_out} points at step 0 or inside the warmup"
-    if curve.warmup_steps:
-        note += f" (steps < {curve.warmup_steps})"
+    if why == "step 0 or inside the warmup":
+        note = f"{curve.name}: left out {left_out} points at step 0 or inside the warmup"
+        if curve.warmup_steps:
+            note += f" (steps < {curve.warmup_steps})"
+    else:
+        note = f"{curve.name}: left out {left_out} points before step {start} ({why})"
+        if why != "--fit-from":
+            note += "; --fit-from STEP to choose"
     return replace(
         curve, steps=curve.steps[keep], losses=curve.losses[keep], notes=[*curve.notes, note]
     )
 
 
 MAX_POINTS = 1000  # per curve: more points than this are averaged in bins (fit and scores)
+# the Huber delta of "auto": the published 1e-3, or 3 noise sigmas when the points are noisier,
+# so that noise is fitted in the least-squares regime (the mean loss), and only outliers
+# beyond 3 sigma are down-weighted (a delta well under the noise fits the median instead,
+# which skewed batch noise puts below the mean)
+DELTA_FLOOR = 1e-3
+DELTA_NOISE = 3.0
+COMMON_HYPERPARAMETERS = ("delta", "max_points", "fit_from", "smooth", "bootstrap", "seed")
 
 
 class Law:
@@ -150,14 +189,28 @@ class Law:
     Subclasses define ``name``, ``param_names``, ``hyperparameters()``, ``_fit(inputs, steps,
     losses, start)`` (returning the parameter dict and the objective) and ``_predict(params,
     inp, steps)``; they may learn more than ``params_`` (``learned()`` lists it for saving).
+
+    Hyper-parameters every law has (``COMMON_HYPERPARAMETERS``), about its data: ``delta``
+    (the Huber delta of the log residuals, or ``"auto"``: ``DELTA_FLOOR`` or ``DELTA_NOISE``
+    noise sigmas of the fitted points, whichever is larger; the value used is ``delta_``),
+    ``max_points`` (per curve; more are averaged in bins), ``fit_from`` (the first step fitted
+    and scored; None: after the warmup, and from 5% of the steps of a log without warmup),
+    ``smooth`` (a window of points to smooth noisy logs over before fitting and scoring, or
+    None), ``bootstrap`` and ``seed`` (refits on resampled points, for ``predict_bands``).
     """
 
     name: ClassVar[str]
     param_names: ClassVar[tuple[str, ...]]
+    # per curve, the most points the fit itself uses (more are averaged in bins for the fit
+    # only, with a note); None: every point of ``points``
+    fit_points: ClassVar[int | None] = None
 
+    delta: float | str
+    max_points: int
+    fit_from: int | None
+    smooth: int | None
     bootstrap: int
     seed: int
-    max_points: int = MAX_POINTS
 
     params_: dict[str, float]
     fit_info_: dict[str, Any]
@@ -166,14 +219,26 @@ class Law:
     def hyperparameters(self) -> dict[str, Any]:
         raise NotImplementedError
 
+    def common_hyperparameters(self) -> dict[str, Any]:
+        return {k: getattr(self, k) for k in COMMON_HYPERPARAMETERS}
+
     def check_hyperparameters(self) -> None:
         """One-line errors for hyper-parameters of the wrong type or range (subclasses extend)."""
         _check_int(self, "bootstrap", 0)
         _check_int(self, "seed", None)
         _check_int(self, "max_points", 10)
-        delta = getattr(self, "delta", None)
-        if delta is not None and not (_is_number(delta) and 0 < delta < float("inf")):
-            raise UserError(f"{self.name} law: delta = {delta!r}: expected a positive number")
+        _check_int(self, "fit_from", 1)
+        _check_int(self, "smooth", 5)
+        delta = self.delta
+        if delta != "auto" and not (_is_number(delta) and 0 < delta < float("inf")):
+            raise UserError(
+                f"{self.name} law: delta = {delta!r}: expected a positive number or 'auto'"
+            )
+
+    def points(self, curve: LossCurve) -> LossCurve:
+        """The points of ``curve`` this law fits and scores (``law_points`` with its
+        ``max_points``, ``fit_from`` and ``smooth``)."""
+        return law_points(curve, self.max_points, fit_from=self.fit_from, smooth=self.smooth)
 
     def param_bounds(self) -> list[tuple[float | None, float | None]]:
         """(low, high) of every parameter in ``active_param_names()`` order (None: unbounded)."""
@@ -221,18 +286,21 @@ class Law:
 
     def _fit_all(self, curves, start) -> Law:
         self.check_hyperparameters()
-        inputs, steps, losses, notes = self._fit_points(curves)
+        inputs, steps, losses, notes, noises = self._fit_points(curves)
         total = sum(len(s) for s in steps)
         if total <= self.n_params():
             raise UserError(
                 f"{total} loss points in all, but the {self.name} law has {self.n_params()} "
                 "parameters: fit on more points"
             )
+        self.delta_, delta_note = self._choose_delta(losses)
+        self._notes: list[str] = [delta_note] if delta_note else []
         began = time.perf_counter()
         self.params_, objective = self._fit(inputs, steps, losses, start=start)
         seconds = time.perf_counter() - began
+        notes = [*notes, *self._notes]
         per_curve = []
-        for c, inp, s, y in zip(curves, inputs, steps, losses):
+        for c, inp, s, y, z in zip(curves, inputs, steps, losses, noises):
             m = curve_metrics(self._predict(self.params_, inp, s), y)
             per_curve.append(
                 {
@@ -245,11 +313,13 @@ class Law:
                     "model_size": inp.model_size,
                     "pred_error": m["pred_error"],
                     "r2": m["r2"],
+                    "noise_floor": z.floor,
                 }
             )
         self.fit_info_ = {
             "curves": per_curve,
             "notes": notes,
+            "delta": self.delta_,
             "objective": float(objective),
             "seconds": seconds,
             "max_fitted_step": max(int(s[-1]) for s in steps),
@@ -261,13 +331,24 @@ class Law:
         return self
 
     def _fit_points(self, curves: list[LossCurve]):
-        """(inputs, steps, losses, notes) of the points a fit uses (see ``law_points``)."""
+        """(inputs, steps, losses, notes, noises) of the points a fit uses (``points``); the
+        noise is that of the points before any smoothing."""
         if not curves:
             raise UserError("no curves to fit")
-        inputs, steps, losses, notes = [], [], [], []
+        inputs, steps, losses, notes, noises = [], [], [], [], []
         for c in curves:
-            kept = law_points(c, self.max_points)
+            kept = self.points(c)
             notes.extend(kept.notes[len(c.notes) :])
+            raw = law_points(c, self.max_points, fit_from=self.fit_from) if self.smooth else kept
+            noises.append(noise(raw.losses))
+            if self.fit_points is not None and len(kept.steps) > self.fit_points:
+                # the fit's cost follows the points; a smooth law needs no more than this
+                binned = kept.binned(self.fit_points)
+                notes.append(
+                    f"{kept.name}: fitted on {len(binned.steps)} bins of its {len(kept.steps)} "
+                    f"points (the {self.name} law's cost grows with the points; scores use all)"
+                )
+                kept = binned
             inp, s = law_input(kept)
             self._check_input(inp, s)
             inputs.append(inp)
@@ -278,7 +359,33 @@ class Law:
             notes.append(
                 f"curves of {len(sizes)} model sizes are fitted by one size-free {self.name} law"
             )
-        return inputs, steps, losses, notes
+        return inputs, steps, losses, notes, noises
+
+    def _choose_delta(self, fitted: list[np.ndarray]) -> tuple[float, str | None]:
+        """(the Huber delta used, a note): the given delta, or for "auto" the larger of
+        ``DELTA_FLOOR`` and ``DELTA_NOISE`` x the noise sigma of the fitted points (the median
+        over curves; after smoothing, that of the smoothed points)."""
+        if self.delta != "auto":
+            return float(self.delta), None
+        sigma = float(np.median([noise(y).sigma for y in fitted]))
+        delta = max(DELTA_FLOOR, DELTA_NOISE * sigma)
+        if delta == DELTA_FLOOR:
+            return delta, None
+        return delta, (
+            f"Huber delta {delta:.2g} ({DELTA_NOISE:g} x the noise sigma {sigma:.2g} of the log "
+            f"losses) instead of {DELTA_FLOOR:g}, so that noisy points are fitted by their mean"
+        )
+
+    def delta_used(self) -> float:
+        """The Huber delta of the fit (``delta_``), or the one a fit would start from."""
+        if hasattr(self, "delta_"):
+            return self.delta_
+        return DELTA_FLOOR if self.delta == "auto" else float(self.delta)
+
+    def _note(self, message: str) -> None:
+        """A note of the fit in progress (shown by the CLI, kept in ``fit_info_``)."""
+        if hasattr(self, "_notes"):
+            self._notes.append(message)
 
     def _bootstrap(self, inputs, steps, losses) -> list[dict[str, float]]:
         """Refits on resamplings of the fitted points (drawn with replacement within each
@@ -328,20 +435,35 @@ class Law:
     ) -> tuple[np.ndarray, np.ndarray]:
         """The central ``level`` band of the bootstrap refits' predictions (fit with
         ``bootstrap=N``): parameter uncertainty, not the run-to-run noise of the loss."""
+        if not 0 < level < 1:
+            raise UserError(f"level {level}: must be in (0, 1)")
+        preds = self.predict_replicas(
+            target, steps, warmup_steps=warmup_steps, model_size=model_size
+        )
+        tail = 100 * (1 - level) / 2
+        return np.percentile(preds, tail, axis=0), np.percentile(preds, 100 - tail, axis=0)
+
+    def predict_replicas(
+        self,
+        target: LossCurve | Schedule | LawInput,
+        steps: np.ndarray | None = None,
+        *,
+        warmup_steps: int | None = None,
+        model_size: float | None = None,
+    ) -> np.ndarray:
+        """Every bootstrap refit's prediction (replicas x steps; fit with ``bootstrap=N``)."""
         self.params_fitted()
         if not getattr(self, "bootstrap_params_", None):
             raise UserError(
                 "this fit has no bootstrap replicas; fit with bootstrap=N "
                 "('learnlaw law fit --bootstrap N')"
             )
-        if not 0 < level < 1:
-            raise UserError(f"level {level}: must be in (0, 1)")
-        preds = [
-            self._predict_checked(p, target, steps, warmup_steps, model_size)
-            for p in self.bootstrap_params_
-        ]
-        tail = 100 * (1 - level) / 2
-        return np.percentile(preds, tail, axis=0), np.percentile(preds, 100 - tail, axis=0)
+        return np.array(
+            [
+                self._predict_checked(p, target, steps, warmup_steps, model_size)
+                for p in self.bootstrap_params_
+            ]
+        )
 
     def _predict_checked(self, params, target, steps, warmup_steps, model_size) -> np.ndarray:
         inp, steps = law_input(target, steps, warmup_steps=warmup_steps, model_size=model_size)
@@ -400,7 +522,7 @@ class Law:
             "law": self.name,
             "hyperparameters": self.hyperparameters(),
             "params": {k: float(v) for k, v in self.params_.items()},
-            "learned": self.learned(),
+            "learned": {**self.learned(), "delta": self.delta_used()},
             "bootstrap_params": self.bootstrap_params_,
             "fit": self.fit_info_,
             "versions": versions(),
@@ -423,7 +545,13 @@ class Law:
         names = law.active_param_names()
         law.params_ = {k: obj["params"][k] for k in names}
         law.check_params(law.params_)
-        law._set_learned(obj.get("learned") or {})
+        learned = obj.get("learned") or {}
+        law._set_learned(learned)
+        # fits saved before delta was learned used their numeric delta
+        delta = learned.get("delta", law.delta if law.delta != "auto" else DELTA_FLOOR)
+        if not (_is_number(delta) and 0 < delta < float("inf")):
+            raise UserError(f"learned delta = {delta!r}: expected a positive number")
+        law.delta_ = float(delta)
         law.bootstrap_params_ = [
             {k: p[k] for k in names} for p in obj.get("bootstrap_params") or []
         ]

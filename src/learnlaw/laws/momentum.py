@@ -4,7 +4,11 @@
 
 S1 is the area under the LR curve; S2 the annealing area, the sum of a momentum of LR drops
     m_i = lambda * m_{i-1} + (eta_{i-1} - eta_i),   S2(s) = sum_{i=1..s} m_i.
-Warmup steps count at the peak LR. With model sizes N (``size_scaling=True``):
+Warmup steps count at the peak LR. lambda is given, picked from a grid (``lam="auto"``) or
+fitted with the other parameters (``lam="fit"``): S2 is a first-order IIR filter of the
+drops, and its derivative in lambda is the same filter applied to the momentum delayed by
+one step, dm_i/dlambda = lambda * dm_{i-1}/dlambda + m_{i-1}, so L-BFGS-B gets exact
+gradients. With model sizes N (``size_scaling=True``):
     L(s, N) = L0 + A * S1^(-alpha) + B * N^(-beta) - C * S2 * N^gamma.
 """
 
@@ -17,11 +21,17 @@ import numpy as np
 from scipy.signal import lfilter
 
 from learnlaw.errors import UserError
-from learnlaw.laws.base import Law, LawInput, forward_area
-from learnlaw.laws.fitting import DEFAULT_DELTA, FitResult, minimize_multistart
+from learnlaw.laws.base import MAX_POINTS, Law, LawInput, forward_area
+from learnlaw.laws.fitting import FitResult, minimize_multistart
 
 DEFAULT_LAMBDA = 0.999
 LAMBDA_GRID = (0.99, 0.995, 0.998, 0.999, 0.9995)
+# when the best grid value is at an edge, the grid is extended that way, one value at a time
+LAMBDA_BELOW = (0.98, 0.95, 0.9)
+LAMBDA_ABOVE = (0.9998, 0.9999)
+# a fitted lambda stays below 1 (at 1 the momentum never decays and S2 grows without bound)
+LAMBDA_BOUNDS = (0.0, 0.9999)
+LAMBDA_CHOICES = ("auto", "fit")
 SIZE_UNIT = 1e8  # sizes enter the fit as N / 1e8 so B, beta, gamma start on a sane scale
 SIZE_FREE_BOUNDS = [(0, None), (0, None), (0, 10), (0, None)]  # L0, A, alpha, C
 # L0, A, alpha, B, beta, C, gamma
@@ -35,11 +45,26 @@ def annealing_area(eta: np.ndarray, lam: float) -> np.ndarray:
     return np.concatenate([[0.0], np.cumsum(momentum)])
 
 
+def annealing_area_grad(eta: np.ndarray, lam: float) -> tuple[np.ndarray, np.ndarray]:
+    """(S2, dS2/dlambda) for every s = 0..len-1.
+
+    m = filter(drops) with the pole lambda; differentiating m_i = lambda m_{i-1} + d_i gives
+    q_i = lambda q_{i-1} + m_{i-1} for q = dm/dlambda: the same filter applied to m delayed by
+    one step (q_0 = m_0 = 0)."""
+    drops = eta[:-1] - eta[1:]
+    momentum = lfilter([1.0], [1.0, -lam], drops)
+    dmomentum = lfilter([0.0, 1.0], [1.0, -lam], momentum)
+    zero = np.zeros(1)
+    return np.concatenate([zero, np.cumsum(momentum)]), np.concatenate([zero, np.cumsum(dmomentum)])
+
+
 class MomentumLaw(Law):
     """``MomentumLaw(lam=0.999).fit(curves).predict(schedule, steps)``.
 
-    ``lam="auto"`` picks lambda from ``LAMBDA_GRID`` by the fit objective; the lambda used is
-    ``lam_`` (``lam`` itself stays as given).
+    ``lam="auto"`` picks lambda from ``LAMBDA_GRID`` by the fit objective (extending the grid
+    past an edge when the best value is there, with a note); ``lam="fit"`` fits it as one more
+    parameter (bounded to ``LAMBDA_BOUNDS``), started from the best point of that search. The
+    lambda used is ``lam_`` (``lam`` itself stays as given).
     """
 
     name = "momentum"
@@ -51,24 +76,24 @@ class MomentumLaw(Law):
         self,
         lam: float | str = DEFAULT_LAMBDA,
         size_scaling: bool = False,
-        delta: float = DEFAULT_DELTA,
+        delta: float | str = "auto",
+        max_points: int = MAX_POINTS,
+        fit_from: int | None = None,
+        smooth: int | None = None,
         bootstrap: int = 0,
         seed: int = 0,
     ) -> None:
         self.lam = lam
         self.size_scaling = size_scaling
         self.delta = delta
+        self.max_points = max_points
+        self.fit_from = fit_from
+        self.smooth = smooth
         self.bootstrap = bootstrap
         self.seed = seed
 
     def hyperparameters(self) -> dict[str, Any]:
-        return {
-            "lam": self.lam,
-            "size_scaling": self.size_scaling,
-            "delta": self.delta,
-            "bootstrap": self.bootstrap,
-            "seed": self.seed,
-        }
+        return {"lam": self.lam, "size_scaling": self.size_scaling, **self.common_hyperparameters()}
 
     def learned(self) -> dict[str, Any]:
         return {"lam": self.lam_}
@@ -83,8 +108,10 @@ class MomentumLaw(Law):
         super().check_hyperparameters()
         lam = self.lam
         numeric = isinstance(lam, (int, float)) and not isinstance(lam, bool)
-        if not (lam == "auto" or (numeric and 0 <= lam < 1)):
-            raise UserError(f"momentum law: lam = {lam!r}: expected a number in [0, 1) or 'auto'")
+        if not (lam in LAMBDA_CHOICES or (numeric and 0 <= lam < 1)):
+            raise UserError(
+                f"momentum law: lam = {lam!r}: expected a number in [0, 1), 'auto' or 'fit'"
+            )
         if not isinstance(self.size_scaling, bool):
             raise UserError(
                 f"momentum law: size_scaling = {self.size_scaling!r}: expected true or false"
@@ -129,9 +156,9 @@ class MomentumLaw(Law):
     # ---- fitting ----------------------------------------------------------------------------
     def _fit(self, runs, steps, losses, start=None):
         if start is not None:  # a warm start: lambda and the starting point fixed
-            if self.lam == "auto" and not hasattr(self, "lam_"):
+            if self.lam in LAMBDA_CHOICES and not hasattr(self, "lam_"):
                 raise UserError("a warm-started momentum law needs a numeric lambda")
-            lam = self.lam_ if self.lam == "auto" else float(self.lam)
+            lam = self.lam_ if self.lam in LAMBDA_CHOICES else float(self.lam)
             self.lam_ = lam
             x = np.concatenate([self.features(r, s, lam) for r, s in zip(runs, steps)])
             names = self.active_param_names()
@@ -140,7 +167,7 @@ class MomentumLaw(Law):
                 np.concatenate(losses),
                 [[start[k] for k in names]],
                 self._bounds(),
-                self.delta,
+                self.delta_,
             )
             return dict(zip(names, result.params.tolist())), result.objective
         if self.size_scaling:
@@ -153,17 +180,70 @@ class MomentumLaw(Law):
             if len({r.model_size for r in runs}) < 2:
                 raise UserError("size scaling needs curves of at least two model sizes")
         y = np.concatenate(losses)
-        lams = LAMBDA_GRID if self.lam == "auto" else (float(self.lam),)
-        if not all(0 <= lam < 1 for lam in lams):
-            raise UserError(f"--lambda {self.lam}: must be in [0, 1)")
-        best = None
-        for lam in lams:
+
+        def fit_at(lam: float) -> FitResult:
             x = np.concatenate([self.features(r, s, lam) for r, s in zip(runs, steps)])
-            result = self._fit_features(x, y)
-            if best is None or result.objective < best[1].objective:
-                best = (lam, result)
-        self.lam_ = best[0]
-        return dict(zip(self.active_param_names(), best[1].params.tolist())), best[1].objective
+            return self._fit_features(x, y)
+
+        if self.lam in LAMBDA_CHOICES:
+            lam, result = self._search_lambda(fit_at)
+        else:
+            lam = float(self.lam)
+            result = fit_at(lam)
+        self.lam_ = lam
+        if self.lam == "fit":
+            return self._fit_lambda(runs, steps, y, result.params, lam, result.objective)
+        return dict(zip(self.active_param_names(), result.params.tolist())), result.objective
+
+    def _search_lambda(self, fit_at) -> tuple[float, FitResult]:
+        """The best lambda of ``LAMBDA_GRID`` by the fit objective, the grid extended past an
+        edge (``LAMBDA_BELOW``, ``LAMBDA_ABOVE``) while the best value sits on it."""
+        results = {lam: fit_at(lam) for lam in LAMBDA_GRID}
+        below, above = list(LAMBDA_BELOW), list(LAMBDA_ABOVE)
+        while True:
+            best = min(results, key=lambda lam: results[lam].objective)
+            edge = below if best == min(results) else above if best == max(results) else None
+            if not edge:
+                break
+            extra = edge.pop(0)
+            results[extra] = fit_at(extra)
+        tried = sorted(results)
+        if tried != sorted(LAMBDA_GRID):
+            self._note(
+                f"lambda: the best value of {LAMBDA_GRID[0]}-{LAMBDA_GRID[-1]} was at the edge; "
+                f"tried {', '.join(f'{x:g}' for x in tried if x not in LAMBDA_GRID)} as well"
+            )
+        if best in (tried[0], tried[-1]):
+            self._note(
+                f"lambda {best:g} is at the edge of the values tried ({tried[0]:g}-{tried[-1]:g}): "
+                "the best lambda may lie beyond; --lambda fit fits it freely"
+            )
+        return best, results[best]
+
+    def _fit_lambda(self, runs, steps, y, params, lam, objective):
+        """Polish (params, lambda) jointly from the search's best; keeps it if no better."""
+        etas = [r.lrs_warmup_at_peak()[: int(s.max()) + 1] for r, s in zip(runs, steps)]
+        fixed = [self.features(r, s, lam) for r, s in zip(runs, steps)]  # S1 and N: no lambda
+
+        def predict_jac(p: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+            x, ds2 = [], []
+            for eta, s, f in zip(etas, steps, fixed):
+                s2, ds2_run = annealing_area_grad(eta, p[-1])
+                x.append(np.column_stack([f[:, 0], s2[s], f[:, 2]]))
+                ds2.append(ds2_run[s])
+            x, ds2 = np.concatenate(x), np.concatenate(ds2)
+            pred, jac = self.formula(p[:-1], x)
+            # d pred / d S2 is -C (times N^gamma with model size)
+            slope = -p[5] * x[:, 2] ** p[6] if self.size_scaling else -p[3]
+            return pred, np.column_stack([jac, slope * ds2])
+
+        result = minimize_multistart(
+            predict_jac, y, [[*params, lam]], [*self._bounds(), LAMBDA_BOUNDS], self.delta_
+        )
+        if result.objective < objective:
+            params, lam, objective = result.params[:-1], float(result.params[-1]), result.objective
+        self.lam_ = lam
+        return dict(zip(self.active_param_names(), np.asarray(params).tolist())), objective
 
     def _fit_features(self, x: np.ndarray, y: np.ndarray) -> FitResult:
         # The published script's grid of starts, with L0 scaled to the data's loss level.
@@ -176,7 +256,7 @@ class MomentumLaw(Law):
         def predict_jac(p: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
             return self.formula(p, x)
 
-        base = minimize_multistart(predict_jac, y, base_starts, SIZE_FREE_BOUNDS, self.delta)
+        base = minimize_multistart(predict_jac, y, base_starts, SIZE_FREE_BOUNDS, self.delta_)
         if not self.size_scaling:
             return base
         # Start the size law from the size-free optimum and a small grid for B, beta, gamma.
@@ -187,7 +267,7 @@ class MomentumLaw(Law):
                 (0.9, 0.6), (0.1, 1.0), (0.2, 0.6), (0.0, 0.3)
             )
         ]
-        return minimize_multistart(predict_jac, y, starts, self._bounds(), self.delta)
+        return minimize_multistart(predict_jac, y, starts, self._bounds(), self.delta_)
 
     def _bounds(self) -> list[tuple[float | None, float | None]]:
         return SIZE_BOUNDS if self.size_scaling else SIZE_FREE_BOUNDS

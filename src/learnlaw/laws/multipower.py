@@ -7,6 +7,13 @@
 with t counted after the warmup (absolute step W + t), eta_0 the peak LR and
 S_W = 0.5 * peak * W the warmup's LR area.
 
+The warmup (``warmup_drops=True``, the default): the reference implementation evaluates LD over
+the whole schedule from step 1, so the linear warmup's LR rises enter as negative drops,
++B * (peak / W) * sum_{k=1..W} G(eta_k^(-gamma) S_k(t)). Their sum tends to B * peak as t grows,
+like one more power law in the LR area; the reference's published parameters (and its
+published prediction errors) hold only with these terms (without them its parameters are 3-5%
+off). ``warmup_drops=False`` is the paper's formula as written, LD from the end of warmup.
+
 Evaluating LD is a double sum: every logged point looks back over every LR drop before it
 (1.9 million pairs for the standard split's cosine run). Predictions use the exact sum. For
 fitting, the drops at distance j = t - k from each point are aggregated in blocks whose width
@@ -27,9 +34,8 @@ import numpy as np
 import torch
 
 from learnlaw.errors import UserError
-from learnlaw.laws.base import Law, LawInput, forward_area
+from learnlaw.laws.base import MAX_POINTS, Law, LawInput, forward_area
 from learnlaw.laws.fitting import (
-    DEFAULT_DELTA,
     FitResult,
     huber_log_torch,
     minimize_adam,
@@ -74,15 +80,43 @@ def post_warmup(run: LawInput, steps: np.ndarray) -> tuple[np.ndarray, np.ndarra
     return eta, t, 0.5 * run.peak * w
 
 
-def drop_terms(run: LawInput, steps: np.ndarray, block_growth: float = 0.0) -> DropTerms:
-    """The LD terms at ``steps``: exact (``block_growth=0``) or in growing blocks."""
+def drop_terms(
+    run: LawInput, steps: np.ndarray, block_growth: float = 0.0, warmup_drops: bool = False
+) -> DropTerms:
+    """The LD terms at ``steps``: exact (``block_growth=0``) or in growing blocks.
+
+    ``warmup_drops`` adds the warmup's LR rises as negative drops: the warmup taken as the
+    linear ramp eta = peak * s / W over absolute steps s = 0..W (the ramp S_W assumes), whose
+    W rises of peak / W each enter LD like any other LR change (the reference code's sum runs
+    over every step from 1, warmup included).
+    """
     eta, t, s_w = post_warmup(run, steps)
     n = int(t.max()) + 1
     eta = eta[:n]
     cum = forward_area(eta)  # cum[j] = sum_{tau=1..j} eta_tau = S1(j)
     drops = np.zeros(n)
     drops[1:] = eta[:-1] - eta[1:]  # d_k = eta_{k-1} - eta_k
-    s1 = cum[t] + s_w
+    terms = _terms(eta, cum, drops, t, block_growth, cum[t] + s_w)
+    w = run.warmup
+    if not warmup_drops or w == 0:
+        return terms
+    # the same sum over absolute steps, with only the warmup's rises (k = 1..W) as drops; kept
+    # apart from the decay's drops so that no block mixes rises with drops
+    eta_abs = np.concatenate([run.peak * np.arange(w) / w, eta])
+    rises = np.zeros(len(eta_abs))
+    rises[1 : w + 1] = -run.peak / w
+    rise_terms = _terms(eta_abs, forward_area(eta_abs), rises, t + w, block_growth, terms.s1)
+    fields = ("point", "weight", "eta", "area")
+    return DropTerms(
+        *(np.concatenate([getattr(terms, f), getattr(rise_terms, f)]) for f in fields),
+        terms.s1,
+        terms.n_points,
+    )
+
+
+def _terms(eta, cum, drops, t, block_growth, s1) -> DropTerms:
+    """LD terms of ``drops`` (d_k at index k of ``eta``, zero where none) at indices ``t``."""
+    n = len(eta)
     if block_growth <= 0:
         points, ks = [], []
         nz = np.flatnonzero(drops)
@@ -144,31 +178,41 @@ class MultiPowerLaw(Law):
 
     name = "multipower"
     param_names = PARAMS
+    # its objective costs points x drops: 250 bins per curve keep a fit on long per-step logs
+    # near the cost of the published runs (about 170-560 points each)
+    fit_points = 250
 
     def __init__(
         self,
-        delta: float = DEFAULT_DELTA,
         block_growth: float = 0.05,
         adam_steps: int = 1500,
         polish: bool = True,
+        warmup_drops: bool = True,
+        delta: float | str = "auto",
+        max_points: int = MAX_POINTS,
+        fit_from: int | None = None,
+        smooth: int | None = None,
         bootstrap: int = 0,
         seed: int = 0,
     ) -> None:
-        self.delta = delta
         self.block_growth = block_growth
         self.adam_steps = adam_steps
         self.polish = polish
+        self.warmup_drops = warmup_drops
+        self.delta = delta
+        self.max_points = max_points
+        self.fit_from = fit_from
+        self.smooth = smooth
         self.bootstrap = bootstrap
         self.seed = seed
 
     def hyperparameters(self) -> dict[str, Any]:
         return {
-            "delta": self.delta,
             "block_growth": self.block_growth,
             "adam_steps": self.adam_steps,
             "polish": self.polish,
-            "bootstrap": self.bootstrap,
-            "seed": self.seed,
+            "warmup_drops": self.warmup_drops,
+            **self.common_hyperparameters(),
         }
 
     def check_hyperparameters(self) -> None:
@@ -181,20 +225,25 @@ class MultiPowerLaw(Law):
             raise UserError(
                 f"multipower law: adam_steps = {self.adam_steps!r}: expected an integer >= 1"
             )
-        if not isinstance(self.polish, bool):
-            raise UserError(f"multipower law: polish = {self.polish!r}: expected true or false")
+        for flag in ("polish", "warmup_drops"):
+            if not isinstance(getattr(self, flag), bool):
+                raise UserError(
+                    f"multipower law: {flag} = {getattr(self, flag)!r}: expected true or false"
+                )
 
     def param_bounds(self):
         return BOUNDS
 
     def _fit(self, runs, steps, losses, start=None):
         y = np.concatenate(losses)
-        blocks = [drop_terms(r, s, self.block_growth) for r, s in zip(runs, steps)]
+        blocks = [
+            drop_terms(r, s, self.block_growth, self.warmup_drops) for r, s in zip(runs, steps)
+        ]
         terms = _concat(blocks)
         log_y = torch.as_tensor(np.log(y), dtype=torch.float64)
 
         def objective_log(q: torch.Tensor) -> torch.Tensor:
-            return huber_log_torch(law_value(torch.exp(q), terms), log_y, self.delta)
+            return huber_log_torch(law_value(torch.exp(q), terms), log_y, self.delta_)
 
         if start is not None:  # a warm start (bootstrap refits): a short Adam run, then the polish
             result = minimize_adam(
@@ -204,7 +253,7 @@ class MultiPowerLaw(Law):
                 lr=0.01,
             )
             return self._polish(np.exp(result.params), result.objective, terms, y)
-        starts = self._grid_starts(runs, steps, losses)
+        starts = self._grid_starts(runs, steps, losses, self.delta_)
         trials = [
             minimize_adam(objective_log, s0, steps=max(100, self.adam_steps // 10), lr=0.05)
             for s0 in starts
@@ -218,14 +267,14 @@ class MultiPowerLaw(Law):
     def _polish(self, params, objective, terms, y):
         if self.polish:
             polished = minimize_multistart(
-                torch_predict_jac(lambda p: law_value(p, terms)), y, [params], BOUNDS, self.delta
+                torch_predict_jac(lambda p: law_value(p, terms)), y, [params], BOUNDS, self.delta_
             )
             if polished.objective < objective:
                 params, objective = polished.params, polished.objective
         return dict(zip(PARAMS, params.tolist())), objective
 
     @staticmethod
-    def _grid_starts(runs, steps, losses) -> list[np.ndarray]:
+    def _grid_starts(runs, steps, losses, delta) -> list[np.ndarray]:
         """Starts (log-parameters): a momentum-law fit sets L0, A, alpha and the scale of B
         (a drop long ago contributes B * drop, the momentum law C * drop / (1 - lambda))."""
         from learnlaw.curves import LossCurve
@@ -235,7 +284,9 @@ class MultiPowerLaw(Law):
             LossCurve(s, y, _schedule_of(r), warmup_steps=r.warmup)
             for r, s, y in zip(runs, steps, losses)
         ]
-        m = MomentumLaw(lam=DEFAULT_LAMBDA).fit(curves).params_
+        # the points given are the ones to fit: none left out again, the same delta
+        m = MomentumLaw(lam=DEFAULT_LAMBDA, delta=delta, fit_from=1, max_points=10**9)
+        m = m.fit(curves).params_
         b0 = max(m["C"], 1e-3) / (1 - DEFAULT_LAMBDA)
         low = float(min(np.min(y) for y in losses))  # floors keep log-parameters finite
         return [
@@ -261,7 +312,21 @@ class MultiPowerLaw(Law):
         drops = eta[:-1] - eta[1:]  # d_k for k = 1..t
         area = torch.flip(torch.cumsum(torch.flip(eta[1:], [0]), 0), [0])  # S_k(t) = sum_{tau=k..t}
         g = 1.0 - (c * eta[1:].clamp_min(ETA_FLOOR) ** (-gamma) * area + 1.0) ** (-beta)
-        return l0 + a * s1 ** (-alpha) - b * (drops * g).sum()
+        loss = l0 + a * s1 ** (-alpha) - b * (drops * g).sum()
+        if self.warmup_drops and warmup > 0:
+            # the ramp's W rises of peak / W at k = 1..W (eta_k = peak k / W), as in drop_terms:
+            # S_k(t) = peak / W * sum_{tau=k..W-1} tau + every LR from step W on
+            k = torch.arange(1, warmup + 1, dtype=eta.dtype)
+            ramp_area = eta[0] / warmup * ((warmup - 1) * warmup - (k - 1) * k) / 2
+            x = (eta[0] * k / warmup) ** (-gamma) * (ramp_area + eta.sum())
+            loss = loss + b * eta[0] / warmup * (1.0 - (c * x + 1.0) ** (-beta)).sum()
+        return loss
+
+    @classmethod
+    def from_json(cls, obj: dict[str, Any]) -> MultiPowerLaw:
+        # fits saved before warmup_drops existed were made without the warmup's rises
+        obj = {**obj, "hyperparameters": {"warmup_drops": False, **obj["hyperparameters"]}}
+        return super().from_json(obj)
 
     def _predict(self, params, run: LawInput, steps: np.ndarray) -> np.ndarray:
         """The exact double sum, in chunks of points (bounded memory); when that would take
@@ -270,12 +335,14 @@ class MultiPowerLaw(Law):
         p = torch.tensor([params[k] for k in PARAMS], dtype=torch.float64)
         eta, t, _ = post_warmup(run, steps)
         drops = int(np.count_nonzero(np.diff(eta[: int(t.max()) + 1])))
+        drops += run.warmup if self.warmup_drops else 0
         growth = 0.0 if len(steps) * drops <= EXACT_PAIRS else max(self.block_growth, 0.05)
         out = np.empty(len(steps))
         order = np.argsort(steps)
         for chunk in np.array_split(order, max(1, len(steps) // 64)):
             with torch.no_grad():
-                out[chunk] = law_value(p, drop_terms(run, steps[chunk], growth)).numpy()
+                terms = drop_terms(run, steps[chunk], growth, self.warmup_drops)
+                out[chunk] = law_value(p, terms).numpy()
         return out
 
 

@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING
 
 import matplotlib
 import numpy as np
+from matplotlib import patheffects
 
 from learnlaw.laws.metrics import pred_error
 from learnlaw.plots import subplots
@@ -52,9 +53,18 @@ def plot_predictions(
     ax_loss, ax_lr = axes[0], axes[-1]
     for panel, color in zip(panels, _colors(len(panels))):
         tag = " (fitted)" if panel.fitted else ""
-        if panel.real is not None:
-            ax_loss.plot(panel.steps, panel.real, "o", ms=2.2, color=color, alpha=0.55)
-        ax_loss.plot(panel.steps, panel.predicted, "-", lw=1.4, color=color, label=panel.name + tag)
+        if panel.real is not None:  # faint, beneath: the predicted line must stay visible
+            ax_loss.plot(panel.steps, panel.real, "o", ms=2.5, color=color, alpha=0.45, zorder=1)
+        ax_loss.plot(
+            panel.steps,
+            panel.predicted,
+            "-",
+            lw=1.6,
+            color=color,
+            label=panel.name + tag,
+            zorder=3,
+            path_effects=[patheffects.withStroke(linewidth=3.2, foreground="white")],
+        )
         if panel.band is not None:
             ax_loss.fill_between(
                 panel.steps, panel.band[0], panel.band[1], color=color, alpha=0.2, lw=0

@@ -21,6 +21,11 @@ Families and their keys (lists are separated by ``/``):
   ``rewarmup`` steps, then decays to final by the cycle's end.
 - ``csv``: path=FILE [, warmup=W] with columns step,lr (sparse points, linearly interpolated;
   the warmup is detected from the LR unless given)
+
+Sparse logged points are interpolated linearly, except a step change: an LR change between two
+logged steps whose neighbouring intervals are both flat (a multi-step or two-stage schedule
+logged every k steps) holds the earlier value until the later logged step, instead of spreading
+the drop over the k steps between them (``hold_step_changes``).
 """
 
 from __future__ import annotations
@@ -75,7 +80,17 @@ class Schedule:
         steps, lrs = steps[order], lrs[order]
         if warmup is None:
             warmup = detect_warmup(lrs, steps)
+        steps, lrs = hold_step_changes(steps, lrs)
         return cls("points", {"warmup": int(warmup)}, steps, lrs)
+
+    def with_warmup(self, warmup: int) -> Schedule:
+        """The same schedule behind a linear warmup of ``warmup`` steps (for logged points:
+        the first ``warmup`` steps counted as warmup, their logged values unchanged)."""
+        if self.kind == "points":
+            return Schedule(
+                self.kind, {**self.params, "warmup": int(warmup)}, self.point_steps, self.point_lrs
+            )
+        return Schedule._build(self.kind, **{**self.params, "warmup": int(warmup)})
 
     @classmethod
     def parse(cls, spec: str) -> Schedule:
@@ -195,8 +210,9 @@ class Schedule:
 
     @property
     def total(self) -> int | None:
+        """The last step the schedule is meant for (logged points: the last logged step)."""
         if self.kind == "points":
-            return int(self.point_steps[-1]) + 1
+            return int(self.point_steps[-1])
         t = self.params.get("total")
         return None if t is None else int(t)
 
@@ -226,6 +242,29 @@ class Schedule:
         return cls.from_points(
             np.array(points["steps"]), np.array(points["lrs"]), points.get("warmup")
         )
+
+
+def hold_step_changes(steps: np.ndarray, lrs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Sorted logged ``(step, lr)`` points with every step change held: where the LR changes
+    between logged steps a < b (b > a + 1) and is flat on the logged intervals just before a and
+    just after b, a point (b - 1, lr at a) is added, so interpolation keeps the earlier value
+    until b and changes in one step, as the multi-step schedule that was logged did.
+
+    A change next to another change (a smooth decay logged sparsely) stays linear. Applying it
+    twice adds nothing (the held change is then one step wide)."""
+    if len(steps) < 4:
+        return steps, lrs
+    diff = np.diff(lrs)
+    scale = max(float(np.abs(lrs).max()), 1e-300)
+    flat = np.abs(diff) <= 1e-9 * scale
+    wide = np.diff(steps) > 1
+    i = np.arange(1, len(diff) - 1)  # interval i: points i..i+1, with neighbours on both sides
+    change = i[~flat[i] & wide[i] & flat[i - 1] & flat[i + 1]]
+    if len(change) == 0:
+        return steps, lrs
+    new_steps = np.insert(steps, change + 1, steps[change + 1] - 1)
+    new_lrs = np.insert(lrs, change + 1, lrs[change])
+    return new_steps, new_lrs
 
 
 def detect_warmup(lrs: np.ndarray, steps: np.ndarray | None = None) -> int:
