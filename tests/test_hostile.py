@@ -719,8 +719,15 @@ def test_messages_name_the_real_problem(tmp_path, finished_run, capsys):
     # a missing data file is named before the tokenizer that would sit beside it
     one_line(
         run_cli(
-            ["pretrain", "--data", tmp_path / "missing.jsonl", "--test", tmp_path / "t.jsonl"]
-            + ["--out", tmp_path / "p"],
+            [
+                "pretrain",
+                "--data",
+                tmp_path / "missing.jsonl",
+                "--test",
+                tmp_path / "t.jsonl",
+                "--out",
+                tmp_path / "p",
+            ],
             capsys,
         ),
         "missing.jsonl: no such file",
