@@ -310,3 +310,24 @@ def test_note_points_to_the_optimum_when_the_kept_policy_is_not_it():
     assert not analysis_notes(same)
     other = {**base, "policy": {**base["policy"], "which": "objective"}}
     assert not analysis_notes(other)
+
+
+def test_note_names_only_rises_above_rounding():
+    # perceptron-noisy's uniform curve converges to 0.439 and jitters by 5.55e-17: the note said
+    # "rises by 5.55e-17" as if that were why the step law does not fit it
+    from learnlaw.analysis.analyze import step_law_summary
+    from learnlaw.analysis.steplaw import StepLawFit
+
+    t = np.arange(1, 201)
+    learned = 0.05 + (2.0 / t) ** 0.5
+    bad_fit = StepLawFit(L0=0.05, B=1e-25, beta=0.01, t0=0.0, r2=0.33, points=200)
+    good_fit = StepLawFit(L0=0.05, B=2.0, beta=0.5, t0=0.0, r2=1.0, points=200)
+    for jitter, named in ((5.551115123125783e-17, False), (1e-3, True)):
+        flat = np.full(200, 0.4394151645872939)
+        flat[150] += jitter
+        # brute force: the largest rise over all (earlier, later) pairs
+        rise = max(flat[b] - flat[a] for a in range(1, 200) for b in range(a, 200))
+        note = step_law_summary(flat, learned, bad_fit, good_fit, 200)["note"]
+        assert rise == pytest.approx(jitter, rel=1e-6)
+        assert ("rises by" in note) is named
+        assert note.startswith("the uniform test curve does not follow")
