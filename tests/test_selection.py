@@ -200,7 +200,7 @@ def _rank_worker(rank, size, init_file, config_json, out):
     import torch
     import torch.distributed as dist
 
-    from learnlaw.selection.select import _config_from
+    from learnlaw.selection.config import _config_from
 
     torch.set_num_threads(1)
     dist.init_process_group("gloo", init_method=f"file://{init_file}", rank=rank, world_size=size)

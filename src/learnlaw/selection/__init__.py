@@ -6,16 +6,11 @@ the best part, and pre-train on it with an ordinary optimiser (``learnlaw.pretra
     result = select(load_select_config("select-mixture"), out="runs/select")
 """
 
+from learnlaw.selection.config import SelectConfig, load_select_config
 from learnlaw.selection.mixture import Mixture, MixtureConfig
 from learnlaw.selection.proxy import ProxyConfig, ProxySolution, solve_proxy
 from learnlaw.selection.scorer import DataScorer, sequence_features
-from learnlaw.selection.select import (
-    SelectConfig,
-    SelectionResult,
-    choose,
-    load_select_config,
-    select,
-)
+from learnlaw.selection.select import SelectionResult, choose, select
 
 __all__ = [
     "DataScorer",
