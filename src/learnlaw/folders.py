@@ -46,6 +46,20 @@ def unlock_folder(fd: int) -> None:
     os.close(fd)  # closing the descriptor releases the lock
 
 
+def create_folder(path: str | Path, what: str = "run") -> Path:
+    """``path`` as a folder (made with its parents when missing), or a one-line refusal."""
+    path = Path(path)
+    if path.exists() and not path.is_dir():
+        raise UserError(f"{path}: exists and is not a folder; choose another --out")
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise UserError(
+            f"{path}: cannot create the {what} folder ({exc.strerror or exc})"
+        ) from None
+    return path
+
+
 def read_json_object(path: Path, what: str) -> dict[str, Any]:
     """A JSON object from ``path``; FileNotFoundError as it is, anything damaged one line."""
     try:
@@ -71,13 +85,7 @@ def claim_folder(
     and a fresh ``run_id``; with ``resume`` the folder must be one of this kind made with the
     same configuration. Anything else is refused in one line, before anything is written.
     """
-    path = Path(path)
-    if path.exists() and not path.is_dir():
-        raise UserError(f"{path}: exists and is not a folder; choose another --out")
-    try:
-        path.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise UserError(f"{path}: cannot create the folder ({exc.strerror or exc})") from None
+    path = create_folder(path, what)
     fd = lock_folder(path, what)
     try:
         config_file = path / "config.json"

@@ -33,7 +33,7 @@ from learnlaw.files import (
     write_json,
     written_by_learnlaw,
 )
-from learnlaw.folders import LOCK, lock_folder, read_json_object, unlock_folder
+from learnlaw.folders import LOCK, create_folder, lock_folder, read_json_object, unlock_folder
 from learnlaw.policy.config import PolicyConfig, config_from_json
 from learnlaw.policy.engine import Policy
 from learnlaw.policy.result import POLICIES, LearnedPolicy, PolicyResult
@@ -134,16 +134,8 @@ class RunFolder:
     ) -> RunFolder:
         """Open ``path`` for a run: create it, or resume the run in it; see the module rules.
         ``processes`` (the run's world size) is recorded for information only."""
-        path = Path(path)
-        if path.exists() and not path.is_dir():
-            raise UserError(f"{path}: exists and is not a folder; choose another --out")
-        try:
-            path.mkdir(parents=True, exist_ok=True)
-        except OSError as exc:
-            raise UserError(
-                f"{path}: cannot create the run folder ({exc.strerror or exc})"
-            ) from None
-        lock_fd = _lock(path)
+        path = create_folder(path, "run")
+        lock_fd = lock_folder(path)
         try:
             _remove_stale_temporaries(path)
             if resume:
@@ -167,7 +159,7 @@ class RunFolder:
                     },
                 )
         except BaseException:
-            _unlock(lock_fd)
+            unlock_folder(lock_fd)
             raise
         return cls(path, run_id, lock_fd)
 
@@ -175,7 +167,7 @@ class RunFolder:
         return self
 
     def __exit__(self, *exc) -> None:
-        _unlock(self._lock_fd)
+        unlock_folder(self._lock_fd)
 
     # ---- the checkpoint --------------------------------------------------------------------
     def save_checkpoint(self, state: dict[str, Any]) -> None:
@@ -290,15 +282,6 @@ def _remove_stale_temporaries(path: Path) -> None:
         name = p.name[1:].rsplit(".", 2)[0]
         if name in owned and p.is_file():
             p.unlink(missing_ok=True)
-
-
-def _lock(path: Path) -> int:
-    """Take the folder's lock or refuse: two runs must never write into one folder."""
-    return lock_folder(path)
-
-
-def _unlock(fd: int) -> None:
-    unlock_folder(fd)
 
 
 def _differences(saved: dict[str, Any], current: dict[str, Any]) -> list[str]:
