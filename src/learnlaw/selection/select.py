@@ -62,20 +62,6 @@ from learnlaw.tasks.corpus import (
 from learnlaw.tasks.text import clean_text, iter_documents, train_tokenizer
 
 FORMAT = "learnlaw.select"
-OWNED = (
-    "config.json",
-    "tokenizer.json",
-    "proxy.npz",
-    "scorer.npz",
-    "scores.npy",
-    "sources.npy",
-    "selected.jsonl",
-    "desired.jsonl",
-    "test.jsonl",
-    "histogram.png",
-    "report.md",
-    "metrics.json",
-)
 
 
 # ---- choosing from scores --------------------------------------------------------------------

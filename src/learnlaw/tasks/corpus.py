@@ -29,7 +29,6 @@ from learnlaw.tasks.text import (
     clean_text,
     corpus_files,
     iter_documents,
-    train_tokenizer,
 )
 
 
@@ -126,11 +125,6 @@ def first_documents(path: str | Path, text_field: str, limit: int) -> list[str]:
             if len(docs) >= limit:
                 break
     return docs
-
-
-def corpus_tokenizer(docs: list[str], vocab_size: int):
-    """A byte-level BPE tokenizer for ``docs`` (cached, see ``learnlaw.tasks.text``)."""
-    return train_tokenizer(docs, vocab_size)
 
 
 def tokenizer_hash(tokenizer) -> str:
