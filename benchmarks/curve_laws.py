@@ -9,7 +9,7 @@ Across sizes (the Forward-Momentum law and the momentum law's size extension, fi
 over model sizes given as 25e6 / 100e6 / 400e6): (a) fit every run of at most 24K steps of all
 three sizes, predict the 72K runs; (b) fit every run of 25M and 100M, predict 400M.
 
-Then the cooldown sweeps of scripts/cooldown_sweeps.py, if shipped (benchmarks/data/cooldown).
+Then the cooldown sweeps of scripts/cooldown_sweeps.py, if shipped (benchmarks/data/cooldown*).
 
     python benchmarks/curve_laws.py [--repeats 3] [--laws momentum,multipower] [--no-sizes]
 """
@@ -155,72 +155,76 @@ def main() -> None:
         cooldown_table()
 
 
-COOLDOWN = Path(__file__).resolve().parent / "data" / "cooldown"
+COOLDOWN = Path(__file__).resolve().parent / "data"  # cooldown*/: one sweep per folder
 COOLDOWN_LAWS = ("momentum", "momentum-auto", "momentum-fit", "multipower", "forward-momentum")
 
 
 def cooldown_table() -> None:
-    """The cooldown sweeps of scripts/cooldown_sweeps.py (if shipped): each law fitted on the
-    constant and cosine runs of a peak LR only, then ``sweep_wsd`` over the sweep's decay
-    fractions (what ``learnlaw schedule sweep`` does), against the real WSD runs."""
+    """The cooldown sweeps of scripts/cooldown_sweeps.py (if shipped, one per folder
+    benchmarks/data/cooldown*: seeds, run lengths): each law fitted on the constant and cosine
+    runs of a peak LR only, then ``sweep_wsd`` over the sweep's decay fractions (what
+    ``learnlaw schedule sweep`` does), against the real WSD runs."""
     import json
 
     import numpy as np
     from scipy.stats import spearmanr
 
+    from learnlaw.laws.selection import select_law
     from learnlaw.planning import sweep_wsd
 
-    meta = COOLDOWN / "sweep.json"
-    if not meta.exists():
-        print(f"\nno cooldown sweeps at {COOLDOWN} (run scripts/cooldown_sweeps.py)")
+    sweeps = sorted(COOLDOWN.glob("cooldown*/sweep.json"))
+    if not sweeps:
+        print(f"\nno cooldown sweeps in {COOLDOWN}/cooldown* (run scripts/cooldown_sweeps.py)")
         return
-    sweep = json.loads(meta.read_text())
-    fractions = sweep["fractions"]
-    print(
-        f"\ncooldown sweeps ({sweep['steps']} steps, warmup {sweep['warmup']}, test loss every "
-        f"{sweep['eval_every']} steps; WSD linear decay to peak/10): laws fitted on the constant "
-        "and cosine runs only; final-loss error = mean |predicted - real| / real over the WSD runs"
-    )
     header = (
         f"{'peak':6} {'law':22} {'best: predicted':>15} {'real':>5} {'Spearman':>8} "
         f"{'final err':>9} {'fit s':>6}"
     )
-    print(header)
-    print("-" * len(header))
-    for peak in sweep["peaks"]:
-        folder = COOLDOWN / f"{peak:g}"
-        fit = [read_curve(folder / f"{n}.csv") for n in ("constant", "cosine")]
-        real = np.array([read_curve(folder / f"wsd_{f:g}.csv").losses[-1] for f in fractions])
-        real_best = fractions[int(np.argmin(real))]
-        for label in (*COOLDOWN_LAWS, "auto"):
-            if label == "auto":  # learnlaw law fit --law auto: cross-validation on the two runs
-                from learnlaw.laws.selection import select_law
-
-                start = time.perf_counter()
-                selection = select_law(fit)
-                law, seconds = selection.law, time.perf_counter() - start
-                label = f"auto: {selection.choice}"
-            else:
-                law, seconds = fit_timed(label, fit, 1)
-            predicted = sweep_wsd(
-                law,
-                sweep["steps"],
-                peak,
-                final=peak / 10,
-                warmup=sweep["warmup"],
-                fractions=fractions,
-            ).final_losses
-            rho = spearmanr(predicted, real).statistic
-            err = float(np.mean(np.abs(predicted - real) / real))
-            best = fractions[int(np.argmin(predicted))]
-            row(
-                f"{peak:<6g} {label:22} {best:15g} {real_best:5g} {rho:8.2f} "
-                f"{100 * err:8.3f}% {seconds:6.1f}"
-            )
+    for meta in sweeps:
+        sweep = json.loads(meta.read_text())
+        fractions = sweep["fractions"]
         print(
-            f"{'':6} real final losses: "
-            + ", ".join(f"{f:g}: {v:.4f}" for f, v in zip(fractions, real))
+            f"\ncooldown sweep {meta.parent.name} ({sweep['steps']} steps, seed {sweep['seed']}, "
+            f"warmup {sweep['warmup']}, test loss every {sweep['eval_every']} steps; WSD linear "
+            "decay to peak/10): laws fitted on the constant and cosine runs only; final-loss "
+            "error = mean |predicted - real| / real over the WSD runs"
         )
+        print(header)
+        print("-" * len(header))
+        for peak in sweep["peaks"]:
+            folder = meta.parent / f"{peak:g}"
+            fit = [read_curve(folder / f"{n}.csv") for n in ("constant", "cosine")]
+            real = np.array([read_curve(folder / f"wsd_{f:g}.csv").losses[-1] for f in fractions])
+            real_best = fractions[int(np.argmin(real))]
+            for label in (*COOLDOWN_LAWS, "auto"):
+                if label == "auto":  # learnlaw law fit --law auto: cross-validation on the runs
+                    start = time.perf_counter()
+                    selection = select_law(fit)
+                    law, seconds = selection.law, time.perf_counter() - start
+                    label = f"auto: {selection.choice}"
+                else:
+                    law, seconds = fit_timed(label, fit, 1)
+                predicted = sweep_wsd(
+                    law,
+                    sweep["steps"],
+                    peak,
+                    final=peak / 10,
+                    warmup=sweep["warmup"],
+                    fractions=fractions,
+                ).final_losses
+                rho = spearmanr(predicted, real).statistic
+                err = float(np.mean(np.abs(predicted - real) / real))
+                best = fractions[int(np.argmin(predicted))]
+                row(
+                    f"{peak:<6g} {label:22} {best:15g} {real_best:5g} {rho:8.2f} "
+                    f"{100 * err:8.3f}% {seconds:6.1f}"
+                )
+            ends = {n: read_curve(folder / f"{n}.csv").losses[-1] for n in ("constant", "cosine")}
+            print(
+                f"{'':6} real final losses: "
+                + ", ".join(f"{f:g}: {v:.4f}" for f, v in zip(fractions, real))
+                + f"; constant {ends['constant']:.4f}, cosine {ends['cosine']:.4f}"
+            )
 
 
 if __name__ == "__main__":

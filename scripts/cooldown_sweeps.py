@@ -60,9 +60,9 @@ def runs(peak: float) -> dict[str, dict]:
     return out
 
 
-def config(peak: float, options: dict) -> PretrainConfig:
+def config(peak: float, options: dict, seed: int = SEED, steps: int = STEPS) -> PretrainConfig:
     train = TrainingConfig(
-        steps=STEPS,
+        steps=steps,
         batch_size=BATCH,
         lr=peak,
         warmup=WARMUP,
@@ -70,20 +70,28 @@ def config(peak: float, options: dict) -> PretrainConfig:
         checkpoint_every=EVAL_EVERY * 10,
         **options,
     )
-    return PretrainConfig(seed=SEED, model=ModelConfig(**MODEL), train=train)
+    return PretrainConfig(seed=seed, model=ModelConfig(**MODEL), train=train)
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", default="benchmarks/data/cooldown")
     parser.add_argument("--only", default=None, help="Run only PEAK/NAME (to time one run).")
+    parser.add_argument("--steps", type=int, default=STEPS, help="Length of every run.")
+    parser.add_argument(
+        "--peaks", default=",".join(f"{p:g}" for p in PEAKS), help="Peak LRs, comma-separated."
+    )
+    parser.add_argument(
+        "--seed", type=int, default=SEED, help="Initial weights and batch order of every run."
+    )
     args = parser.parse_args()
     torch.set_num_threads(1)
     train, test, vocab = data()
     out = Path(args.out)
     began = time.perf_counter()
     seconds = {}
-    for peak in PEAKS:
+    peaks = [float(p) for p in args.peaks.split(",")]
+    for peak in peaks:
         for name, options in runs(peak).items():
             key = f"{peak:g}/{name}"
             if args.only and args.only != key:
@@ -92,7 +100,9 @@ def main() -> None:
             if path.exists():  # a finished run is kept: the sweep resumes where it stopped
                 continue
             start = time.perf_counter()
-            result = pretrain(train, test, vocab, config(peak, options), quiet=True)
+            result = pretrain(
+                train, test, vocab, config(peak, options, args.seed, args.steps), quiet=True
+            )
             seconds[key] = time.perf_counter() - start
             path.parent.mkdir(parents=True, exist_ok=True)
             write_csv(
@@ -104,16 +114,16 @@ def main() -> None:
     write_json(
         out / "sweep.json",
         {
-            "peaks": list(PEAKS),
+            "peaks": peaks,
             "fractions": list(FRACTIONS),
-            "steps": STEPS,
+            "steps": args.steps,
             "warmup": WARMUP,
             "eval_every": EVAL_EVERY,
             "seq_len": SEQ_LEN,
             "vocab": VOCAB,
             "batch": BATCH,
             "model": MODEL,
-            "seed": SEED,
+            "seed": args.seed,
             "corpus": "wiki",
             "test_sequences": TEST_SEQUENCES,
             "train_sequences": len(train),

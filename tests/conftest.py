@@ -21,6 +21,42 @@ def shared_curves() -> Path:
     return SHARED_CURVES
 
 
+# a momentum law and three schedules: the synthetic logs of the law and schedule CLI tests
+LAW_TRUTH = {"L0": 2.6, "A": 0.43, "alpha": 0.55, "C": 0.41}
+LAW_SPECS = {
+    "constant": "constant:peak=3e-4,warmup=500,total=12000",
+    "cosine": "cosine:peak=3e-4,final=3e-5,warmup=500,total=12000",
+    "wsd": "wsd:peak=3e-4,final=3e-5,warmup=500,total=12000,decay_frac=0.25,shape=linear",
+}
+
+
+def true_momentum_law():
+    """The momentum law (lambda 0.999) with ``LAW_TRUTH`` as its fitted parameters."""
+    from learnlaw.laws import MomentumLaw
+
+    law = MomentumLaw(lam=0.999)
+    law.lam_, law.params_ = 0.999, dict(LAW_TRUTH)
+    return law
+
+
+@pytest.fixture
+def curve_files(tmp_path) -> dict[str, Path]:
+    """CSV logs of ``LAW_SPECS`` from step 512 (after the 500-step warmup, as the shared data
+    start) every 64 steps, with 0.03% noise."""
+    import numpy as np
+
+    from learnlaw.curves import LossCurve, write_curve_csv
+    from learnlaw.schedules import parse_schedule
+
+    law, rng, files = true_momentum_law(), np.random.default_rng(0), {}
+    steps = np.arange(512, 12000, 64)
+    for name, spec in LAW_SPECS.items():
+        sched = parse_schedule(spec)
+        loss = law.predict(sched, steps) * (1 + 3e-4 * rng.standard_normal(len(steps)))
+        files[name] = write_curve_csv(LossCurve(steps, loss, sched), tmp_path / f"{name}.csv")
+    return files
+
+
 def run_cli(args: list[str], capsys) -> tuple[int, str, str]:
     """Run ``learnlaw ARGS`` in-process; return (exit code, stdout, stderr)."""
     from learnlaw.cli import main

@@ -5,32 +5,10 @@ import json
 import numpy as np
 import pytest
 
-from conftest import run_cli
+from conftest import LAW_SPECS, LAW_TRUTH, run_cli, true_momentum_law
 from learnlaw.curves import LossCurve, write_curve_csv
 from learnlaw.laws import MomentumLaw
 from learnlaw.schedules import parse_schedule
-
-TRUTH = {"L0": 2.6, "A": 0.43, "alpha": 0.55, "C": 0.41}
-SPECS = {
-    "constant": "constant:peak=3e-4,warmup=500,total=12000",
-    "cosine": "cosine:peak=3e-4,final=3e-5,warmup=500,total=12000",
-    "wsd": "wsd:peak=3e-4,final=3e-5,warmup=500,total=12000,decay_frac=0.25,shape=linear",
-}
-
-
-@pytest.fixture
-def curve_files(tmp_path):
-    law = MomentumLaw(lam=0.999)
-    law.lam_, law.params_ = 0.999, TRUTH
-    rng = np.random.default_rng(0)
-    files = {}
-    steps = np.arange(512, 12000, 64)
-    for name, spec in SPECS.items():
-        sched = parse_schedule(spec)
-        loss = law.predict(sched, steps) * (1 + 3e-4 * rng.standard_normal(len(steps)))
-        # the logs start after warmup, as the shared data do
-        files[name] = write_curve_csv(LossCurve(steps, loss, sched), tmp_path / f"{name}.csv")
-    return files
 
 
 def test_fit_predict_compare_sweep(curve_files, tmp_path, capsys):
@@ -57,7 +35,7 @@ def test_fit_predict_compare_sweep(curve_files, tmp_path, capsys):
         and (tmp_path / "fit.png").exists()
     )
     params = json.loads(fit.read_text())["params"]
-    assert params["alpha"] == pytest.approx(TRUTH["alpha"], rel=0.1)
+    assert params["alpha"] == pytest.approx(LAW_TRUTH["alpha"], rel=0.1)
 
     code, out, err = run_cli(
         ["law", "predict", fit, curve_files["wsd"], "--json", "--plot", tmp_path / "pred.png"],
@@ -70,7 +48,7 @@ def test_fit_predict_compare_sweep(curve_files, tmp_path, capsys):
     assert (tmp_path / "pred.png").stat().st_size > 10_000
 
     code, out, err = run_cli(
-        ["law", "predict", fit, "--schedule", SPECS["wsd"], "--csv", tmp_path / "wsd_pred.csv"],
+        ["law", "predict", fit, "--schedule", LAW_SPECS["wsd"], "--csv", tmp_path / "wsd_pred.csv"],
         capsys,
     )
     assert code == 0, err
@@ -83,8 +61,8 @@ def test_fit_predict_compare_sweep(curve_files, tmp_path, capsys):
             "schedule",
             "compare",
             fit,
-            SPECS["cosine"],
-            SPECS["wsd"],
+            LAW_SPECS["cosine"],
+            LAW_SPECS["wsd"],
             "--json",
             "--plot",
             tmp_path / "cmp.png",
@@ -245,12 +223,11 @@ def test_shared_data_standard_split_accuracy(shared_curves, tmp_path, capsys):
 
 def test_log_from_step_zero_fits_predicts_and_plots_on_the_same_points(tmp_path, capsys):
     """Fit, predict, --plot and compare all score the points after warmup and step 0."""
-    law = MomentumLaw(lam=0.999)
-    law.lam_, law.params_ = 0.999, TRUTH
+    law = true_momentum_law()
     steps = np.arange(0, 12000, 64)
     files = []
     for name in ("constant", "cosine"):
-        sched = parse_schedule(SPECS[name])
+        sched = parse_schedule(LAW_SPECS[name])
         loss = law.predict(sched, np.maximum(steps, 1))
         files.append(write_curve_csv(LossCurve(steps, loss, sched), tmp_path / f"{name}.csv"))
     fit = tmp_path / "fit.json"

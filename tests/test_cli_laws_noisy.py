@@ -8,39 +8,21 @@ import json
 import numpy as np
 import pytest
 
-from conftest import run_cli
+from conftest import LAW_SPECS, LAW_TRUTH, run_cli, true_momentum_law
 from learnlaw.curves import LossCurve, noise, smooth_losses, write_curve_csv
 from learnlaw.laws import MomentumLaw, law_from_options
 from learnlaw.laws.base import fit_start
 from learnlaw.schedules import parse_schedule
-from test_cli_laws import SPECS, TRUTH, _one_line_error
-
-
-def _truth():
-    law = MomentumLaw(lam=0.999)
-    law.lam_, law.params_ = 0.999, dict(TRUTH)
-    return law
-
-
-@pytest.fixture
-def curve_files(tmp_path):
-    """Logs after a 500-step warmup with 0.03% noise (as test_cli_laws)."""
-    law, rng, files = _truth(), np.random.default_rng(0), {}
-    steps = np.arange(512, 12000, 64)
-    for name, spec in SPECS.items():
-        sched = parse_schedule(spec)
-        loss = law.predict(sched, steps) * (1 + 3e-4 * rng.standard_normal(len(steps)))
-        files[name] = write_curve_csv(LossCurve(steps, loss, sched), tmp_path / f"{name}.csv")
-    return files
+from test_cli_laws import _one_line_error
 
 
 @pytest.fixture
 def noisy_files(tmp_path):
     """Per-step-like logs from step 0 with no warmup in the LR column, 1.5% batch noise."""
-    law, rng, files = _truth(), np.random.default_rng(1), {}
+    law, rng, files = true_momentum_law(), np.random.default_rng(1), {}
     steps = np.arange(0, 12001, 8)
     for name in ("constant", "cosine", "wsd"):
-        sched = parse_schedule(SPECS[name].replace("warmup=500", "warmup=0"))
+        sched = parse_schedule(LAW_SPECS[name].replace("warmup=500", "warmup=0"))
         clean = law.predict(sched, np.maximum(steps, 1))
         loss = clean * (1 + 0.015 * rng.standard_normal(len(steps)))
         files[name] = write_curve_csv(LossCurve(steps, loss, sched), tmp_path / f"{name}.csv")
@@ -82,10 +64,10 @@ def test_noisy_fit_delta_from_noise_and_smoothing(noisy_files):
     assert law.delta_ == pytest.approx(0.045, rel=0.15)
     assert any("Huber delta" in n for n in law.fit_info_["notes"])
     assert law.fit_info_["curves"][0]["noise_floor"] == pytest.approx(0.012, rel=0.15)
-    assert law.params_["alpha"] == pytest.approx(TRUTH["alpha"], rel=0.15)
+    assert law.params_["alpha"] == pytest.approx(LAW_TRUTH["alpha"], rel=0.15)
     smooth = law_from_options("momentum", smooth=51).fit(curves)
     assert any("smoothed over 51" in n for n in smooth.fit_info_["notes"])
-    assert smooth.params_["C"] == pytest.approx(TRUTH["C"], rel=0.15)
+    assert smooth.params_["C"] == pytest.approx(LAW_TRUTH["C"], rel=0.15)
 
 
 def test_predict_run_prints_final_losses_and_csv_schedule_uses_fit_warmup(
@@ -121,12 +103,12 @@ def test_predict_run_prints_final_losses_and_csv_schedule_uses_fit_warmup(
 
 def test_lambda_auto_says_when_it_ends_at_the_edge(tmp_path):
     law = MomentumLaw(lam=0.9999)
-    law.lam_, law.params_ = 0.9999, dict(TRUTH)
+    law.lam_, law.params_ = 0.9999, dict(LAW_TRUTH)
     rng = np.random.default_rng(0)
     steps = np.arange(600, 12000, 256)
     curves = []
     for name in ("constant", "cosine"):
-        sched = parse_schedule(SPECS[name])
+        sched = parse_schedule(LAW_SPECS[name])
         loss = law.predict(sched, steps) * (1 + 2e-4 * rng.standard_normal(len(steps)))
         curves.append(LossCurve(steps, loss, sched, warmup_steps=500, name=name))
     fitted = MomentumLaw(lam="auto").fit(curves)
