@@ -145,3 +145,19 @@ def test_specs_keep_full_precision_and_refuse_non_finite_values():
     for bad in ("cosine:peak=1,total=inf", "cosine:peak=1,final=nan,total=10"):
         with pytest.raises(UserError, match="is not"):
             parse_schedule(bad)
+
+
+def test_a_long_schedules_prediction_gives_its_lr_at_the_predicted_spacing():
+    """A 10M-step schedule is predicted every k-th step; its LR curve follows the same spacing
+    (not 10M values), ends at the last step, and the final LR is the schedule's."""
+    from conftest import true_momentum_law
+    from learnlaw.planning import MAX_PREDICTED, predict_schedule
+
+    total = 10_000_000
+    sched = Schedule.wsd(3e-4, total, final=3e-5, warmup=1000, decay_frac=0.2)
+    pred = predict_schedule(true_momentum_law(), sched)
+    assert len(pred.steps) <= MAX_PREDICTED + 1 and pred.every > 1
+    assert pred.lr_steps[0] == 0 and pred.lr_steps[-1] == total
+    assert len(pred.lrs) == len(pred.lr_steps) <= MAX_PREDICTED + 2
+    assert np.allclose(pred.lrs, sched.lr(pred.lr_steps))
+    assert pred.final_lr == pytest.approx(3e-5)

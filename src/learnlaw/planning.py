@@ -29,9 +29,20 @@ class SchedulePrediction:
         return float(self.losses[-1])
 
     @property
+    def lr_steps(self) -> np.ndarray:
+        """Steps 0..total at the predicted points' spacing (``every``), total included: where
+        ``lrs`` is given (every step of a long schedule would cost memory, not detail)."""
+        total = int(self.steps[-1])
+        return np.unique(np.append(np.arange(0, total + 1, self.every), total))
+
+    @property
     def lrs(self) -> np.ndarray:
-        """The LR at steps 0..total."""
-        return self.schedule.values(int(self.steps[-1]) + 1)
+        """The LR at ``lr_steps``."""
+        return self.schedule.lr(self.lr_steps)
+
+    @property
+    def final_lr(self) -> float:
+        return float(self.schedule.lr(int(self.steps[-1])))
 
     @property
     def every(self) -> int:

@@ -196,7 +196,12 @@ def _predict_schedule(model, spec, steps, warmup_steps, size, csv_out, plot, as_
         write_csv(csv_out, [name for name, _ in columns], [values for _, values in columns])
     if plot:
         panel = CurvePanel(
-            spec, pred.steps, pred.losses, pred.lrs, band=None if lo is None else (lo, hi)
+            spec,
+            pred.steps,
+            pred.losses,
+            pred.lrs,
+            band=None if lo is None else (lo, hi),
+            lr_steps=pred.lr_steps,
         )
         save_figure(plot_predictions([panel], title=f"{model.name} law: predicted curve"), plot)
     if as_json:

@@ -67,7 +67,7 @@ def compare_command(fit_file, specs, steps, model_size, plot, no_plot, as_json):
     best = comparison.best.final_loss
     ranked = comparison.ranked
     if not no_plot:
-        panels = [CurvePanel(p.label, p.steps, p.losses, p.lrs) for p in preds]
+        panels = [CurvePanel(p.label, p.steps, p.losses, p.lrs, lr_steps=p.lr_steps) for p in preds]
         title = f"{model.name} law: predicted curves of {len(preds)} schedules"
         save_figure(plot_predictions(panels, title=title), plot)
     tied = dict(zip((p.label for p in preds), _tied(comparison.separation, len(preds))))
@@ -79,7 +79,7 @@ def compare_command(fit_file, specs, steps, model_size, plot, no_plot, as_json):
                         {
                             "schedule": p.label,
                             "steps": int(p.steps[-1]),
-                            "final_lr": float(p.lrs[-1]),
+                            "final_lr": p.final_lr,
                             "final_loss": p.final_loss,
                             "tied_with_best": bool(tied[p.label]),
                         }
@@ -96,7 +96,7 @@ def compare_command(fit_file, specs, steps, model_size, plot, no_plot, as_json):
         (
             p.label,
             int(p.steps[-1]),
-            f"{p.lrs[-1]:.3g}",
+            f"{p.final_lr:.3g}",
             f"{p.final_loss:.4f}",
             f"+{p.final_loss - best:.4f}" + (" ~" if tied[p.label] and i else ""),
         )
@@ -277,7 +277,7 @@ def optimize_command(fit_file, total, peak, warmup, min_lr, iterations, output, 
     panels = []
     for label, sched in schedules:
         pred = predict_schedule(model, sched, total)
-        panels.append(CurvePanel(label, pred.steps, pred.losses, pred.lrs))
+        panels.append(CurvePanel(label, pred.steps, pred.losses, pred.lrs, lr_steps=pred.lr_steps))
     title = f"{model.name} law: optimized schedule vs cosine and the best WSD"
     save_figure(plot_predictions(panels, title=title), plot)
     cos_loss = panels[1].predicted[-1]

@@ -27,6 +27,7 @@ class CurvePanel:
     real: np.ndarray | None = None
     fitted: bool = False
     band: tuple[np.ndarray, np.ndarray] | None = None  # a prediction band (low, high)
+    lr_steps: np.ndarray | None = None  # the steps of ``lrs`` (None: 0, 1, 2, ...)
 
 
 def _colors(n: int):
@@ -72,7 +73,8 @@ def plot_predictions(
         if panel.real is not None:
             rel = 100 * (panel.predicted - panel.real) / panel.real
             axes[1].plot(panel.steps, rel, "-", lw=1, color=color)
-        ax_lr.plot(np.arange(len(panel.lrs)), panel.lrs, "-", lw=1.1, color=color)
+        lr_steps = np.arange(len(panel.lrs)) if panel.lr_steps is None else panel.lr_steps
+        ax_lr.plot(lr_steps, panel.lrs, "-", lw=1.1, color=color)
     if fitted_range is not None:
         for ax in axes:
             ax.axvspan(
