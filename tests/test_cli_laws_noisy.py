@@ -11,7 +11,7 @@ import pytest
 from conftest import LAW_SPECS, LAW_TRUTH, run_cli, true_momentum_law
 from learnlaw.curves import LossCurve, noise, smooth_losses, write_curve_csv
 from learnlaw.laws import MomentumLaw, law_from_options
-from learnlaw.laws.base import fit_start
+from learnlaw.laws.inputs import fit_start
 from learnlaw.schedules import parse_schedule
 from test_cli_laws import _one_line_error
 

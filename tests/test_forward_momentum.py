@@ -6,8 +6,8 @@ import pytest
 
 from learnlaw.curves import LossCurve
 from learnlaw.errors import UserError
-from learnlaw.laws.base import LawInput, forward_area
 from learnlaw.laws.forward_momentum import ForwardMomentumLaw, annealing_momentum
+from learnlaw.laws.inputs import LawInput, forward_area
 from learnlaw.schedules import parse_schedule
 
 TRUTH = {"L0": 1.96, "A": 0.57, "alpha_S": 0.48, "B": 0.74, "alpha_N": 0.25, "C": 0.042}

@@ -8,7 +8,7 @@ from learnlaw.analysis.steplaw import closed_form_acceleration, fit_step_law, fi
 from learnlaw.curves import LossCurve
 from learnlaw.errors import UserError
 from learnlaw.laws import MomentumLaw, load_law
-from learnlaw.laws.base import LawInput, forward_area, law_points
+from learnlaw.laws.inputs import LawInput, forward_area, law_points
 from learnlaw.laws.momentum import annealing_area
 from learnlaw.schedules import parse_schedule
 

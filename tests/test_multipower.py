@@ -11,7 +11,7 @@ from conftest import noisy_law_curves, run_cli
 from learnlaw.curves import write_curve_csv
 from learnlaw.errors import UserError
 from learnlaw.laws import MomentumLaw, MultiPowerLaw
-from learnlaw.laws.base import LawInput
+from learnlaw.laws.inputs import LawInput
 from learnlaw.laws.multipower import PARAMS, drop_terms, law_value
 from learnlaw.planning import optimize_schedule, sweep_wsd
 from learnlaw.schedules import parse_schedule

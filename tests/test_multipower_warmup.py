@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from learnlaw.laws import MultiPowerLaw
-from learnlaw.laws.base import LawInput
+from learnlaw.laws.inputs import LawInput
 from learnlaw.laws.multipower import PARAMS, drop_terms, law_value
 from learnlaw.schedules import parse_schedule
 
@@ -74,7 +74,7 @@ def test_fits_saved_before_warmup_drops_load_without_them():
 
 def test_long_logs_are_fitted_on_bins_and_scored_on_every_point():
     from learnlaw.curves import LossCurve
-    from learnlaw.laws.base import law_points
+    from learnlaw.laws.inputs import law_points
 
     truth = MultiPowerLaw()
     truth.params_ = dict(TRUE)

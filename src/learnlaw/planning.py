@@ -8,7 +8,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from learnlaw.errors import UserError
-from learnlaw.laws.base import Law, first_law_step
+from learnlaw.laws.base import Law
+from learnlaw.laws.inputs import first_law_step
 from learnlaw.limits import check_memory
 from learnlaw.schedules import Schedule, wsd_decay_start
 

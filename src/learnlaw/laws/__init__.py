@@ -11,8 +11,9 @@ from pathlib import Path
 from typing import Any
 
 from learnlaw.errors import UserError
-from learnlaw.laws.base import FIT_FORMAT, FIT_FORMAT_VERSION, Law, LawInput, law_input, law_points
+from learnlaw.laws.base import FIT_FORMAT, FIT_FORMAT_VERSION, Law
 from learnlaw.laws.forward_momentum import ForwardMomentumLaw
+from learnlaw.laws.inputs import LawInput, law_input, law_points
 from learnlaw.laws.momentum import LAMBDA_CHOICES, MomentumLaw
 from learnlaw.laws.multipower import MultiPowerLaw
 

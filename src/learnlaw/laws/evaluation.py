@@ -12,7 +12,8 @@ from dataclasses import asdict, dataclass
 import numpy as np
 
 from learnlaw.curves import LossCurve, noise
-from learnlaw.laws.base import Law, LawInput, law_input
+from learnlaw.laws.base import Law
+from learnlaw.laws.inputs import LawInput, law_input
 from learnlaw.laws.metrics import curve_metrics
 from learnlaw.schedules import Schedule
 

@@ -52,8 +52,9 @@ from scipy.optimize import nnls
 from scipy.signal import lfilter
 
 from learnlaw.errors import UserError
-from learnlaw.laws.base import MAX_POINTS, Law, LawInput, forward_area
+from learnlaw.laws.base import Law
 from learnlaw.laws.fitting import FitResult, minimize_multistart
+from learnlaw.laws.inputs import MAX_POINTS, LawInput, forward_area
 
 SIZE_UNIT = 1e8
 BETA1, BETA2, EPS, V_SCALE = 0.9, 0.999, 1e-8, 1e5  # the public code's constants

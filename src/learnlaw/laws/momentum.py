@@ -21,8 +21,9 @@ import numpy as np
 from scipy.signal import lfilter
 
 from learnlaw.errors import UserError
-from learnlaw.laws.base import MAX_POINTS, Law, LawInput, forward_area
+from learnlaw.laws.base import Law
 from learnlaw.laws.fitting import FitResult, minimize_multistart
+from learnlaw.laws.inputs import MAX_POINTS, LawInput, forward_area
 
 DEFAULT_LAMBDA = 0.999
 LAMBDA_GRID = (0.99, 0.995, 0.998, 0.999, 0.9995)

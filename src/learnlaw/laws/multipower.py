@@ -34,7 +34,7 @@ import numpy as np
 import torch
 
 from learnlaw.errors import UserError
-from learnlaw.laws.base import MAX_POINTS, Law, LawInput, forward_area
+from learnlaw.laws.base import Law
 from learnlaw.laws.fitting import (
     FitResult,
     huber_log_torch,
@@ -42,6 +42,7 @@ from learnlaw.laws.fitting import (
     minimize_multistart,
     torch_predict_jac,
 )
+from learnlaw.laws.inputs import MAX_POINTS, LawInput, forward_area
 
 PARAMS = ("L0", "A", "alpha", "B", "C", "beta", "gamma")
 EXACT_PAIRS = 2 * 10**8  # (point, LR drop) pairs a prediction sums exactly; beyond, in blocks
