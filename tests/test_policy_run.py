@@ -277,3 +277,29 @@ def test_a_task_without_options_gets_its_defaults():
     cls = task_class("perceptron")
     task = cls.from_config(None, seed=0)
     assert task.n_train == cls.Config().n_train
+
+
+def test_a_run_without_outer_decay_extends_to_exactly_a_longer_run(tmp_path, capsys):
+    """Resumed with more outer epochs, a finished run whose outer step does not decay goes on
+    as a run made for that many epochs would: same objectives, same policies. With a decaying
+    outer step (the step depends on the number of epochs) it is refused in one line."""
+    longer = tmp_path / "longer"
+    optimize_policy(small_config(**{"outer.decay": "none", "outer.epochs": 6}), longer)
+    run = tmp_path / "run"
+    optimize_policy(small_config(**{"outer.decay": "none", "outer.epochs": 3}), run)
+    extended = small_config(**{"outer.decay": "none", "outer.epochs": 6})
+    optimize(config=extended, out=run, resume=True, quiet=True)
+    ma, mb = (json.loads((d / "metrics.json").read_text()) for d in (longer, run))
+    assert mb["objective_per_epoch"] == ma["objective_per_epoch"]  # epochs 0..6, bit for bit
+    for key in ("kept_epoch", "lowest_objective_epoch", "epochs_run"):
+        assert ma[key] == mb[key], key
+    for name in ("policy.npz", "policy_objective.npz"):
+        assert np.array_equal(np.load(longer / name)["policy"], np.load(run / name)["policy"])
+    saved = json.loads((run / "config.json").read_text())
+    assert saved["config"]["outer"]["epochs"] == 6 and saved["extended_from_epochs"] == [3]
+
+    args = ["policy", "optimize", "--task", "perceptron", "--quiet", "--out", tmp_path / "decay"]
+    args += [x for k, v in SMALL.items() for x in ("--set", f"{k}={v}")]
+    assert run_cli(args, capsys)[0] == 0  # outer.decay: linear, the default
+    code, _, err = run_cli([*args, "--resume", "--epochs", 8], capsys)
+    assert code == 2 and "outer.epochs differ" in err and len(err.strip().splitlines()) == 1

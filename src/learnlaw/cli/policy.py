@@ -58,7 +58,7 @@ def print_summary(metrics: dict, out: Path) -> None:
 @click.option(
     "--resume",
     is_flag=True,
-    help="Continue the run in --out from its last checkpoint (with no --config or --set: its own configuration).",
+    help="Continue the run in --out from its last checkpoint (with no --config or --set: its own configuration; with more --epochs: extend a run whose outer step does not decay).",
 )
 @click.option(
     "--set",

@@ -9,8 +9,9 @@
 
 Rules that keep other people's files safe: a run starts only in a folder that is new, empty
 or (``overwrite=True``) a learnlaw run folder, and then deletes only the files listed above;
-it resumes only its own run (the checkpoint carries the run id of ``config.json``); two runs
-never write into one folder at the same time.
+it resumes only its own run (the checkpoint carries the run id of ``config.json``) with the
+same configuration, except that a run whose outer step does not decay may be extended to more
+outer epochs; two runs never write into one folder at the same time.
 """
 
 from __future__ import annotations
@@ -141,6 +142,7 @@ class RunFolder:
             if resume:
                 saved = _read_record(path)
                 run_id = saved.get("run_id") or ""
+                _record_extension(path, saved, config)
             else:
                 _check_can_start(path, overwrite)
                 run_id = uuid.uuid4().hex
@@ -236,6 +238,7 @@ def read_checkpoint(
     if diffs:
         raise UserError(f"{file}: made with a different configuration ({', '.join(diffs)} differ)")
     _check_state(state, file, task, config)
+    _reopen_last_epoch(state, config)
     device, dtype = task.theta0.device, task.theta0.dtype
     return _to(state, device, dtype)
 
@@ -285,8 +288,9 @@ def _remove_stale_temporaries(path: Path) -> None:
 
 
 def _differences(saved: dict[str, Any], current: dict[str, Any]) -> list[str]:
-    """Config keys that differ. The number of outer epochs counts too: it sets the outer step's
-    linear decay, so a run cannot be extended, only resumed."""
+    """Config keys that differ. The number of outer epochs counts, unless the run is extended:
+    more epochs of an outer step that does not decay (a linear decay depends on the number of
+    epochs, so such a run can only be resumed)."""
     diffs = []
     for section in set(saved) | set(current):
         a, b = saved.get(section), current.get(section)
@@ -294,7 +298,37 @@ def _differences(saved: dict[str, Any], current: dict[str, Any]) -> list[str]:
             diffs += [f"{section}.{k}" for k in set(a) | set(b) if a.get(k) != b.get(k)]
         elif a != b:
             diffs.append(section)
+    if diffs == ["outer.epochs"] and _extends(saved["outer"], current["outer"]):
+        return []
     return sorted(diffs)
+
+
+def _extends(saved_outer: dict[str, Any], outer: dict[str, Any]) -> bool:
+    """Whether ``outer`` continues the saved run to more epochs with the same outer steps."""
+    return outer.get("decay") == "none" and outer["epochs"] > saved_outer["epochs"]
+
+
+def _record_extension(path: Path, saved: dict[str, Any], config: PolicyConfig) -> None:
+    """config.json of an extended run: the new number of outer epochs, and the earlier ones."""
+    record = saved.get("config")
+    current = config.to_json()
+    if not isinstance(record, dict) or not isinstance(record.get("outer"), dict):
+        return  # read_checkpoint names what is wrong
+    before = _with_defaults(record, config)
+    if _differences(before, current) or before["outer"]["epochs"] == current["outer"]["epochs"]:
+        return
+    extended = [*saved.get("extended_from_epochs", []), before["outer"]["epochs"]]
+    write_json(path / "config.json", {**saved, "config": current, "extended_from_epochs": extended})
+
+
+def _reopen_last_epoch(state: dict[str, Any], config: PolicyConfig) -> None:
+    """A finished run's last epoch only evaluated its policy; extended, the run takes an outer
+    step there instead, so that it goes on exactly as a run made for more epochs would."""
+    history = state["history"]
+    last = history[-1] if history else None
+    if last is not None and "step_size" not in last and last["epoch"] < config.outer.epochs:
+        state["history"] = history[:-1]
+        state["epoch"] = int(last["epoch"])
 
 
 def _with_defaults(saved: dict[str, Any], config: PolicyConfig) -> dict[str, Any]:
