@@ -331,3 +331,34 @@ def test_note_names_only_rises_above_rounding():
         assert rise == pytest.approx(jitter, rel=1e-6)
         assert ("rises by" in note) is named
         assert note.startswith("the uniform test curve does not follow")
+
+
+def test_property1_on_corrupted_examples_is_read_against_its_threshold():
+    """With flipped labels, analysis.json carries the 95% threshold and whether the share
+    meets it, and the report prints the share to two decimals (94.96% is not 95.0%)."""
+    from learnlaw.analysis.analyze import P1_CORRUPTED, analyze
+    from learnlaw.analysis.report import headline_rows
+
+    cfg = load_config(
+        None,
+        "perceptron",
+        {
+            "perceptron.dim": 8,
+            "perceptron.n_train": 64,
+            "perceptron.n_desired": 64,
+            "perceptron.n_test": 32,
+            "perceptron.label_noise": 0.25,
+            "perceptron.train_scale_is": "std",
+            "train.steps": 60,
+            "train.lr": 0.5,
+            "outer.epochs": 6,
+            "outer.method": "pgd",
+            "outer.lr": "auto",
+        },
+    )
+    data = analyze(optimize(config=cfg, quiet=True)).data
+    corrupted = data["property1"]["corrupted"]
+    assert corrupted["threshold"] == P1_CORRUPTED == 0.95
+    assert corrupted["meets_threshold"] == (corrupted["share_pooled"] >= 0.95)
+    row = next(r for r in headline_rows(data) if r[0].startswith("Property 1: corrupted"))
+    assert row[1] == f"{100 * corrupted['share_pooled']:.2f}%" and row[2] == "threshold 95%"

@@ -44,6 +44,7 @@ from learnlaw.tasks import Task
 ANALYSIS_FORMAT = ("learnlaw.analysis", 2)  # 2: signed step-law changes
 MIN_LAW_R2 = 0.9  # below this a step-law fit does not describe its curve
 R2_SMOOTHED = 0.99  # the smoothed learned curve of a near-optimal policy should reach this
+P1_CORRUPTED = 0.95  # the share of corrupted examples a near-optimal policy should zero
 EXTRAPOLATE_TO = (1e4, 1e5, 1e6, 1e7)
 # What the paper reports (Gu et al. 2024), for the table next to ours.
 PAPER = {
@@ -171,6 +172,10 @@ def _analyze(task, config, learned: LearnedPolicy, epochs, label, stride, thresh
         },
     }
     data.update(learning_law_summary(tu, tl, task.n_train, dim, th))
+    corrupted = data["property1"].get("corrupted")
+    if corrupted and corrupted.get("share_pooled") is not None:
+        corrupted["threshold"] = P1_CORRUPTED
+        corrupted["meets_threshold"] = bool(corrupted["share_pooled"] >= P1_CORRUPTED)
     u_test, l_test = tu.curves["test"], tl.curves["test"]
     t = np.arange(len(u_test))
     fits = fit_step_laws([(t, u_test), (t, l_test)])

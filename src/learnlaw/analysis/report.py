@@ -85,8 +85,11 @@ def headline_rows(a: dict[str, Any]) -> list[tuple[str, str, str]]:
             [
                 (
                     f"Property 1: corrupted examples with weight < {th['zero_weight']:g}/N",
-                    _fmt(p1c["share_pooled"], True),
-                    "-",
+                    # two decimals: the share is read against a 95% threshold
+                    _fmt(share)
+                    if (share := p1c["share_pooled"]) is None
+                    else f"{100 * share:.2f}%",
+                    f"threshold {100 * p1c['threshold']:g}%" if "threshold" in p1c else "-",
                 )
             ]
             if (p1c := a["property1"].get("corrupted"))
