@@ -38,7 +38,7 @@ from learnlaw.files import json_line, write_csv, write_json
 from learnlaw.pretrain import load_pretrain_config, mean_loss, pretrain, steps_to_reach
 from learnlaw.selection import Mixture, load_select_config, select
 from learnlaw.selection.mixture import COMPONENTS
-from learnlaw.selection.select import selection_metrics
+from learnlaw.selection.summary import selection_metrics
 from learnlaw.tasks.transformer import TransformerConfig
 
 METHODS = ("random", "perplexity", "oracle_clean", "learnlaw")

@@ -48,10 +48,12 @@ from learnlaw.files import (
     write_text,
 )
 from learnlaw.folders import claim_folder, unlock_folder
+from learnlaw.selection.blocks import gather_scores, score_blocks, write_npy
 from learnlaw.selection.config import DataConfig, SelectConfig
 from learnlaw.selection.mixture import Mixture
 from learnlaw.selection.proxy import ProxyModel, sample_sequences, solve_proxy
 from learnlaw.selection.scorer import DataScorer, Scorer, sequence_features
+from learnlaw.selection.summary import fmt_score, report, selection_metrics
 from learnlaw.tasks.corpus import (
     TextCorpus,
     first_documents,
@@ -146,7 +148,9 @@ def select(
         if not all_ok(error is None):
             raise error or UserError("data selection failed on rank 0 (see its message)")
         corpus, scorer = _load_prepared(config, out, corpus)
-        _score_blocks(corpus, scorer, config, out, rank, size, quiet or rank > 0, timings)
+        seconds = score_blocks(corpus, scorer, config, out, rank, size, quiet or rank > 0)
+        if rank == 0 and seconds is not None:
+            _timed(out, timings, "scoring", seconds)
         if not all_ok(True):  # pragma: no cover - another rank raised
             raise UserError("data selection: another rank failed while scoring")
         result = _finish(config, out, corpus, scorer, say, timings) if rank == 0 else None
@@ -293,13 +297,9 @@ def _prepare(config: SelectConfig, out: Path, say, quiet: bool, timings, corpus=
         _timed(out, timings, "scorer", time.perf_counter() - start)
         say(
             f"data scorer: held-out rank correlation with the proxy scores "
-            f"{_fmt(scorer.heldout_spearman_)}"
+            f"{fmt_score(scorer.heldout_spearman_)}"
         )
     return corpus
-
-
-def _fmt(x) -> str:
-    return "-" if x is None else f"{x:.3f}"
 
 
 def _load_tokenizer(path: Path):
@@ -370,73 +370,15 @@ def _load_prepared(config: SelectConfig, out: Path, corpus=None):
     return corpus, scorer
 
 
-def _block_file(out: Path, i: int) -> Path:
-    return out / "work" / "blocks" / f"block-{i:07d}.npz"
-
-
-def _score_blocks(corpus, scorer, config, out, rank, size, quiet, timings) -> None:
-    """Score this rank's blocks (block i belongs to rank i % size); finished blocks are kept
-    on disk, so a killed pass resumes where it stopped."""
-    if (out / "scores.npy").exists():
-        return
-    total = _corpus_length(out)
-    start = time.perf_counter()
-    bar = tqdm(
-        total=total,
-        desc="scoring",
-        unit="seq",
-        disable=True if quiet else None,
-        dynamic_ncols=True,
-    )
-    chunk = config.select.chunk_size
-    for block in corpus.blocks(chunk):
-        i = block.start // chunk
-        path = _block_file(out, i)
-        if i % size == rank and not path.exists():
-            scores = scorer.score(block.ids)
-
-            def write(tmp: Path, scores=scores, source=block.source) -> None:
-                with open(tmp, "wb") as f:
-                    np.savez(f, scores=scores, source=source)
-
-            atomic_write(path, write)
-        bar.update(len(block))
-    bar.close()
-    if rank == 0:
-        _timed(out, timings, "scoring", time.perf_counter() - start)
-
-
-def _corpus_length(out: Path) -> int | None:
-    try:
-        return int(load_state(out / "proxy.npz")["corpus_sequences"])
-    except (FileNotFoundError, KeyError, TypeError, UserError):
-        return None
-
-
-def _gather(out: Path) -> tuple[np.ndarray, np.ndarray]:
-    """Rank 0: every block's scores in corpus order (blocks numbered 0, 1, ... with no gap)."""
-    scores, source = [], []
-    files = sorted((out / "work" / "blocks").glob("block-*.npz"))
-    for i, path in enumerate(files):
-        if path != _block_file(out, i):
-            raise UserError(f"{out / 'work'}: block {i} is missing; run again with --resume")
-        with np.load(path, allow_pickle=False) as data:
-            scores.append(data["scores"])
-            source.append(data["source"])
-    if not scores:
-        raise UserError(f"corpus {out}: no sequences were scored (is the corpus empty?)")
-    return np.concatenate(scores), np.concatenate(source)
-
-
 def _finish(config, out, corpus, scorer, say, timings) -> SelectionResult:
     """Rank 0: scores.npy, the choice, selected.jsonl, plots, report, metrics.json (last)."""
     if (out / "scores.npy").exists():
         scores = np.load(out / "scores.npy", allow_pickle=False)
         source = np.load(out / "sources.npy", allow_pickle=False)
     else:
-        scores, source = _gather(out)
-        _write_npy(out / "sources.npy", source)
-        _write_npy(out / "scores.npy", scores)
+        scores, source = gather_scores(out)
+        write_npy(out / "sources.npy", source)
+        write_npy(out / "scores.npy", scores)
     start = time.perf_counter()
     s = config.select
     selected = choose(scores, s.fraction, s.method, s.temperature, config.seed)
@@ -480,37 +422,6 @@ def _finish(config, out, corpus, scorer, say, timings) -> SelectionResult:
     return SelectionResult(out, scores, source, list(corpus.sources), selected, metrics)
 
 
-def _write_npy(path: Path, array: np.ndarray) -> None:
-    def write(tmp: Path) -> None:
-        with open(tmp, "wb") as f:  # np.save on a path would add ".npy" to the temporary name
-            np.save(f, array)
-
-    atomic_write(path, write)
-
-
-def selection_metrics(
-    scores: np.ndarray, source: np.ndarray, sources: list[str], selected: np.ndarray
-) -> dict[str, Any]:
-    """How many sequences of each source there are, were kept, and their mean score."""
-    counts = np.bincount(source, minlength=len(sources))
-    kept = np.bincount(source[selected], minlength=len(sources))
-    return {
-        "sequences": len(scores),
-        "selected": len(selected),
-        "sources": list(sources),
-        "per_source": {
-            name: {
-                "sequences": int(c),
-                "kept": int(k),
-                "kept_share": float(k / c) if c else None,
-                "share_of_selection": float(k / len(selected)),
-                "mean_score": float(scores[source == i].mean()) if c else None,
-            }
-            for i, (name, c, k) in enumerate(zip(sources, counts, kept))
-        },
-    }
-
-
 def _write_selected(path: Path, corpus, selected: np.ndarray, scores, tokenizer) -> None:
     """The kept sequences in corpus order, read in a second pass over the corpus."""
     keep = np.zeros(len(scores), dtype=bool)
@@ -536,49 +447,3 @@ def _write_selected(path: Path, corpus, selected: np.ndarray, scores, tokenizer)
                     f.write(json.dumps(obj) + "\n")
 
     atomic_write(path, write)
-
-
-def report(metrics: dict[str, Any]) -> str:
-    """A short Markdown report of a selection."""
-    lines = [
-        "# Data selection",
-        "",
-        f"Kept {metrics['selected']} of {metrics['sequences']} sequences "
-        f"({metrics['method']}, fraction {metrics['fraction']:g}).",
-        "",
-    ]
-    sc = metrics["scorer"]
-    lines.append(
-        f"Data scorer: held-out Spearman rank correlation with the proxy scores "
-        f"{_fmt(sc['heldout_spearman'])} (on its training sequences {_fmt(sc['train_spearman'])})."
-    )
-    proxy = metrics.get("proxy") or {}
-    if "acceleration_ratio" in proxy:
-        lines.append(
-            f"Proxy policy ({proxy.get('policy', '')}): acceleration ratio "
-            f"{proxy['acceleration_ratio']:.2f}x on {proxy.get('proxy_test_set', 'held-out')}."
-        )
-    if "corrupted_weight_ratio" in proxy:
-        lines.append(
-            f"Proxy weight on edited sequences / on clean ones: {proxy['corrupted_weight_ratio']:.2f}."
-        )
-    lines += ["", "| source | sequences | kept | kept share | share of selection | mean score |"]
-    lines.append("|---|---|---|---|---|---|")
-    for name, row in metrics["per_source"].items():
-        share = "-" if row["kept_share"] is None else f"{100 * row['kept_share']:.1f}%"
-        mean = "-" if row["mean_score"] is None else f"{row['mean_score']:.3f}"
-        lines.append(
-            f"| {name} | {row['sequences']} | {row['kept']} | {share} | "
-            f"{100 * row['share_of_selection']:.1f}% | {mean} |"
-        )
-    corpus = metrics.get("corpus", {})
-    if corpus.get("kind") == "mixture":
-        lines += [
-            "",
-            f"Corpus: the built-in mixture; target: {corpus['target']}; other: "
-            f"{corpus['other']}; edits: {corpus['edits']}.",
-        ]
-    seconds = metrics.get("seconds", {})
-    if seconds:
-        lines += ["", "Seconds: " + ", ".join(f"{k} {v:.1f}" for k, v in seconds.items()) + "."]
-    return "\n".join(lines) + "\n"
