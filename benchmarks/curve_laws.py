@@ -155,7 +155,7 @@ def main() -> None:
         cooldown_table()
 
 
-COOLDOWN = Path(__file__).resolve().parent / "data"  # cooldown*/: one sweep per folder
+SWEEPS = Path(__file__).resolve().parent / "data"  # cooldown*/: one cooldown sweep per folder
 COOLDOWN_LAWS = ("momentum", "momentum-auto", "momentum-fit", "multipower", "forward-momentum")
 
 
@@ -172,9 +172,9 @@ def cooldown_table() -> None:
     from learnlaw.laws.selection import select_law
     from learnlaw.planning import sweep_wsd
 
-    sweeps = sorted(COOLDOWN.glob("cooldown*/sweep.json"))
+    sweeps = sorted(SWEEPS.glob("cooldown*/sweep.json"))
     if not sweeps:
-        print(f"\nno cooldown sweeps in {COOLDOWN}/cooldown* (run scripts/cooldown_sweeps.py)")
+        print(f"\nno cooldown sweeps in {SWEEPS}/cooldown* (run scripts/cooldown_sweeps.py)")
         return
     header = (
         f"{'peak':6} {'law':22} {'best: predicted':>15} {'real':>5} {'Spearman':>8} "
@@ -219,11 +219,10 @@ def cooldown_table() -> None:
                     f"{peak:<6g} {label:22} {best:15g} {real_best:5g} {rho:8.2f} "
                     f"{100 * err:8.3f}% {seconds:6.1f}"
                 )
-            ends = {n: read_curve(folder / f"{n}.csv").losses[-1] for n in ("constant", "cosine")}
             print(
                 f"{'':6} real final losses: "
                 + ", ".join(f"{f:g}: {v:.4f}" for f, v in zip(fractions, real))
-                + f"; constant {ends['constant']:.4f}, cosine {ends['cosine']:.4f}"
+                + f"; constant {fit[0].losses[-1]:.4f}, cosine {fit[1].losses[-1]:.4f}"
             )
 
 

@@ -1,21 +1,27 @@
 """Cooldown sweeps with learnlaw's own trainer (``learnlaw.pretrain``) on the built-in corpus.
 
-For each of two peak learning rates: WSD runs with decay fractions 0.1, 0.25, 0.4, 0.55, 0.7,
-0.9 (linear decay to peak / 10), a constant run and a cosine run to peak / 10, all of the same
-length, the same seed (the same batches, the same initial weights) and the same test set, so
-that the runs differ only in their schedule. Each run's test-loss curve is written as CSV
-(``step,lr,loss``) to ``benchmarks/data/cooldown/PEAK/NAME.csv``; ``benchmarks/curve_laws.py``
-reads them and reports how well each law, fitted on the constant and cosine runs only, names
-the best decay fraction.
+For each peak learning rate (``--peaks``, default 3e-3 and 1e-2): WSD runs with decay fractions
+0.1, 0.25, 0.4, 0.55, 0.7, 0.9 (linear decay to peak / 10), a constant run and a cosine run to
+peak / 10, all of the same length (``--steps``, default 1000), the same seed (``--seed``: the
+same batches, the same initial weights) and the same test set, so that the runs differ only in
+their schedule. Each run's test-loss curve is written as CSV (``step,lr,loss``) to
+``OUT/PEAK/NAME.csv`` with the sweep's settings in ``OUT/sweep.json``; ``benchmarks/curve_laws.py``
+reads every ``benchmarks/data/cooldown*`` folder and reports how well each law, fitted on the
+constant and cosine runs only, names the best decay fraction. A sweep resumes where it stopped
+(finished runs are kept), and refuses a folder that holds a sweep of other settings.
 
-One thread; the whole sweep (14 runs) takes about half an hour:
+One thread; 8 runs per peak, about 5 minutes per peak at 1000 steps:
 
     OMP_NUM_THREADS=1 python scripts/cooldown_sweeps.py [--out benchmarks/data/cooldown]
+    OMP_NUM_THREADS=1 python scripts/cooldown_sweeps.py --seed 1 --out benchmarks/data/cooldown-seed1
+    OMP_NUM_THREADS=1 python scripts/cooldown_sweeps.py --steps 2000 --peaks 0.003 \
+        --out benchmarks/data/cooldown-2000
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import time
 from pathlib import Path
@@ -86,11 +92,38 @@ def main() -> None:
     )
     args = parser.parse_args()
     torch.set_num_threads(1)
-    train, test, vocab = data()
     out = Path(args.out)
-    began = time.perf_counter()
-    seconds = {}
     peaks = [float(p) for p in args.peaks.split(",")]
+    meta = out / "sweep.json"
+    swept, seconds = peaks, {}
+    if meta.exists():  # resume only the same sweep: its finished runs are kept
+        old = json.loads(meta.read_text())
+        swept, seconds = old.get("peaks", []), old.get("seconds", {})
+        differ = [k for k in ("seed", "steps") if old.get(k) != getattr(args, k)]
+        differ += [] if set(peaks) <= set(swept) else ["peaks"]
+        if differ:
+            raise SystemExit(
+                f"{meta}: a sweep with other {', '.join(differ)}; choose another --out"
+            )
+    train, test, vocab = data()
+    record = {
+        "peaks": swept,
+        "fractions": list(FRACTIONS),
+        "steps": args.steps,
+        "warmup": WARMUP,
+        "eval_every": EVAL_EVERY,
+        "seq_len": SEQ_LEN,
+        "vocab": VOCAB,
+        "batch": BATCH,
+        "model": MODEL,
+        "seed": args.seed,
+        "corpus": "wiki",
+        "test_sequences": TEST_SEQUENCES,
+        "train_sequences": len(train),
+        "threads": torch.get_num_threads(),
+        "versions": versions(),
+    }
+    write_json(meta, record)  # first, so that an interrupted sweep is recognised
     for peak in peaks:
         for name, options in runs(peak).items():
             key = f"{peak:g}/{name}"
@@ -111,28 +144,7 @@ def main() -> None:
                 [result.steps.tolist(), result.lr.tolist(), result.test_loss.tolist()],
             )
             print(f"{key}: final test loss {result.test_loss[-1]:.4f} in {seconds[key]:.0f} s")
-    write_json(
-        out / "sweep.json",
-        {
-            "peaks": peaks,
-            "fractions": list(FRACTIONS),
-            "steps": args.steps,
-            "warmup": WARMUP,
-            "eval_every": EVAL_EVERY,
-            "seq_len": SEQ_LEN,
-            "vocab": VOCAB,
-            "batch": BATCH,
-            "model": MODEL,
-            "seed": args.seed,
-            "corpus": "wiki",
-            "test_sequences": TEST_SEQUENCES,
-            "train_sequences": len(train),
-            "seconds": seconds,
-            "total_seconds": time.perf_counter() - began,
-            "threads": torch.get_num_threads(),
-            "versions": versions(),
-        },
-    )
+    write_json(meta, {**record, "seconds": seconds, "total_seconds": sum(seconds.values())})
 
 
 if __name__ == "__main__":

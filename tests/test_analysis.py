@@ -360,5 +360,11 @@ def test_property1_on_corrupted_examples_is_read_against_its_threshold():
     corrupted = data["property1"]["corrupted"]
     assert corrupted["threshold"] == P1_CORRUPTED == 0.95
     assert corrupted["meets_threshold"] == (corrupted["share_pooled"] >= 0.95)
-    row = next(r for r in headline_rows(data) if r[0].startswith("Property 1: corrupted"))
-    assert row[1] == f"{100 * corrupted['share_pooled']:.2f}%" and row[2] == "threshold 95%"
+    for share, shown in (
+        (0.949996, "95.00% (not met)"),
+        (0.9496, "94.96% (not met)"),
+        (0.95, "95.00% (met)"),
+    ):
+        corrupted.update(share_pooled=share, meets_threshold=share >= P1_CORRUPTED)
+        row = next(r for r in headline_rows(data) if r[0].startswith("Property 1: corrupted"))
+        assert row[1:] == (shown, "threshold 95%")

@@ -296,7 +296,22 @@ def test_a_run_without_outer_decay_extends_to_exactly_a_longer_run(tmp_path, cap
     for name in ("policy.npz", "policy_objective.npz"):
         assert np.array_equal(np.load(longer / name)["policy"], np.load(run / name)["policy"])
     saved = json.loads((run / "config.json").read_text())
-    assert saved["config"]["outer"]["epochs"] == 6 and saved["extended_from_epochs"] == [3]
+    assert saved["config"]["outer"]["epochs"] == 6
+    assert [(e["from_epochs"], e["to_epochs"]) for e in saved["extensions"]] == [(3, 6)]
+    assert sum(h["seconds"] for h in checkpoint_state(run)["history"]) == pytest.approx(
+        checkpoint_state(run)["seconds"]
+    )
+    # an extension that fails (here: no checkpoint) leaves config.json as it was
+    (run / "checkpoint.npz").unlink()
+    before = (run / "config.json").read_text()
+    with pytest.raises(UserError, match="no checkpoint"):
+        optimize(
+            config=small_config(**{"outer.decay": "none", "outer.epochs": 9}),
+            out=run,
+            resume=True,
+            quiet=True,
+        )
+    assert (run / "config.json").read_text() == before
 
     args = ["policy", "optimize", "--task", "perceptron", "--quiet", "--out", tmp_path / "decay"]
     args += [x for k, v in SMALL.items() for x in ("--set", f"{k}={v}")]

@@ -85,10 +85,15 @@ def headline_rows(a: dict[str, Any]) -> list[tuple[str, str, str]]:
             [
                 (
                     f"Property 1: corrupted examples with weight < {th['zero_weight']:g}/N",
-                    # two decimals: the share is read against a 95% threshold
+                    # two decimals, and met or not: the share is read against a threshold
                     _fmt(share)
                     if (share := p1c["share_pooled"]) is None
-                    else f"{100 * share:.2f}%",
+                    else f"{100 * share:.2f}%"
+                    + (
+                        f" ({'met' if p1c['meets_threshold'] else 'not met'})"
+                        if "threshold" in p1c
+                        else ""
+                    ),
                     f"threshold {100 * p1c['threshold']:g}%" if "threshold" in p1c else "-",
                 )
             ]

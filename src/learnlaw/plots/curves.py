@@ -18,7 +18,8 @@ if TYPE_CHECKING:
 
 @dataclass
 class CurvePanel:
-    """One curve to draw: real losses (may be None), the law's prediction, per-step LR."""
+    """One curve to draw: real losses (may be None), the law's prediction, the LR (at
+    ``lr_steps``, or every step from 0)."""
 
     name: str
     steps: np.ndarray

@@ -115,10 +115,11 @@ def _config_of(saved: dict[str, Any], file: Path) -> PolicyConfig:
 class RunFolder:
     """A run folder held by one running run (a context manager that releases its lock)."""
 
-    def __init__(self, path: Path, run_id: str, lock_fd: int) -> None:
+    def __init__(self, path: Path, run_id: str, lock_fd: int, command: str = "") -> None:
         self.path = path
         self.run_id = run_id
         self._lock_fd = lock_fd
+        self.command = command
 
     # ---- opening ---------------------------------------------------------------------------
     @classmethod
@@ -142,7 +143,6 @@ class RunFolder:
             if resume:
                 saved = _read_record(path)
                 run_id = saved.get("run_id") or ""
-                _record_extension(path, saved, config)
             else:
                 _check_can_start(path, overwrite)
                 run_id = uuid.uuid4().hex
@@ -163,7 +163,7 @@ class RunFolder:
         except BaseException:
             unlock_folder(lock_fd)
             raise
-        return cls(path, run_id, lock_fd)
+        return cls(path, run_id, lock_fd, command)
 
     def __enter__(self) -> RunFolder:
         return self
@@ -179,8 +179,11 @@ class RunFolder:
         )
 
     def load_checkpoint(self, task: Task, config: PolicyConfig) -> dict[str, Any]:
-        """The saved state of this run, checked against the run and the configuration."""
-        return read_checkpoint(self.path, task, config, self.run_id)
+        """The saved state of this run, checked against the run and the configuration (an
+        extension to more outer epochs is recorded in config.json once the state is read)."""
+        state = read_checkpoint(self.path, task, config, self.run_id)
+        _record_extension(self.path, _read_record(self.path), config, self.command)
+        return state
 
     # ---- outputs ---------------------------------------------------------------------------
     def write_outputs(self, result: PolicyResult) -> None:
@@ -308,27 +311,34 @@ def _extends(saved_outer: dict[str, Any], outer: dict[str, Any]) -> bool:
     return outer.get("decay") == "none" and outer["epochs"] > saved_outer["epochs"]
 
 
-def _record_extension(path: Path, saved: dict[str, Any], config: PolicyConfig) -> None:
-    """config.json of an extended run: the new number of outer epochs, and the earlier ones."""
-    record = saved.get("config")
+def _record_extension(path: Path, saved: dict[str, Any], config: PolicyConfig, command: str):
+    """config.json of an extended run: the new number of outer epochs, and in ``extensions``
+    each extension's epochs before and after and the command that made it."""
     current = config.to_json()
-    if not isinstance(record, dict) or not isinstance(record.get("outer"), dict):
-        return  # read_checkpoint names what is wrong
-    before = _with_defaults(record, config)
+    before = _with_defaults(saved["config"], config)
     if _differences(before, current) or before["outer"]["epochs"] == current["outer"]["epochs"]:
         return
-    extended = [*saved.get("extended_from_epochs", []), before["outer"]["epochs"]]
-    write_json(path / "config.json", {**saved, "config": current, "extended_from_epochs": extended})
+    prior = saved.get("extensions")
+    entry = {
+        "from_epochs": before["outer"]["epochs"],
+        "to_epochs": current["outer"]["epochs"],
+        "command": command,
+    }
+    extensions = [*(prior if isinstance(prior, list) else []), entry]
+    write_json(path / "config.json", {**saved, "config": current, "extensions": extensions})
 
 
 def _reopen_last_epoch(state: dict[str, Any], config: PolicyConfig) -> None:
     """A finished run's last epoch only evaluated its policy; extended, the run takes an outer
-    step there instead, so that it goes on exactly as a run made for more epochs would."""
+    step there instead, so that it goes on exactly as a run made for more epochs would. (The
+    evaluation-only last epoch is the one record without a ``step_size``: every epoch that
+    steps records one.)"""
     history = state["history"]
     last = history[-1] if history else None
     if last is not None and "step_size" not in last and last["epoch"] < config.outer.epochs:
         state["history"] = history[:-1]
         state["epoch"] = int(last["epoch"])
+        state["seconds"] = float(state["seconds"]) - float(last["seconds"])
 
 
 def _with_defaults(saved: dict[str, Any], config: PolicyConfig) -> dict[str, Any]:
