@@ -129,26 +129,25 @@ def test_speedup_metrics_by_hand():
     assert compression_ratio(conv, 8, np.e) == pytest.approx(4 * np.log(8) / 14)
 
 
+# a small perceptron policy run (pgd steps, so that some weights reach zero)
+SMALL_RUN = {
+    "perceptron.dim": 8,
+    "perceptron.n_train": 64,
+    "perceptron.n_desired": 64,
+    "perceptron.n_test": 32,
+    "perceptron.train_scale_is": "std",
+    "train.steps": 60,
+    "train.lr": 0.5,
+    "outer.epochs": 6,
+    "outer.method": "pgd",
+    "outer.lr": "auto",
+}
+
+
 @pytest.fixture(scope="module")
 def finished_run(tmp_path_factory):
     out = tmp_path_factory.mktemp("run")
-    cfg = load_config(
-        None,
-        "perceptron",
-        {
-            "perceptron.dim": 8,
-            "perceptron.n_train": 64,
-            "perceptron.n_desired": 64,
-            "perceptron.n_test": 32,
-            "perceptron.train_scale_is": "std",
-            "train.steps": 60,
-            "train.lr": 0.5,
-            "outer.epochs": 6,
-            "outer.method": "pgd",
-            "outer.lr": "auto",
-            "outer.max_change": 2.0,
-        },
-    )
+    cfg = load_config(None, "perceptron", {**SMALL_RUN, "outer.max_change": 2.0})
     optimize(config=cfg, out=out, quiet=True)
     return out
 
@@ -339,23 +338,7 @@ def test_property1_on_corrupted_examples_is_read_against_its_threshold():
     from learnlaw.analysis.analyze import P1_CORRUPTED, analyze
     from learnlaw.analysis.report import headline_rows
 
-    cfg = load_config(
-        None,
-        "perceptron",
-        {
-            "perceptron.dim": 8,
-            "perceptron.n_train": 64,
-            "perceptron.n_desired": 64,
-            "perceptron.n_test": 32,
-            "perceptron.label_noise": 0.25,
-            "perceptron.train_scale_is": "std",
-            "train.steps": 60,
-            "train.lr": 0.5,
-            "outer.epochs": 6,
-            "outer.method": "pgd",
-            "outer.lr": "auto",
-        },
-    )
+    cfg = load_config(None, "perceptron", {**SMALL_RUN, "perceptron.label_noise": 0.25})
     data = analyze(optimize(config=cfg, quiet=True)).data
     corrupted = data["property1"]["corrupted"]
     assert corrupted["threshold"] == P1_CORRUPTED == 0.95

@@ -90,6 +90,34 @@ def check_sections(raw: dict[str, Any], allowed: set[str], where: str) -> None:
         )
 
 
+def top_level_seed(raw: dict[str, Any], where: str) -> int:
+    """The ``seed`` key of a config (default 0), an integer."""
+    seed = raw.get("seed", 0)
+    if isinstance(seed, bool) or not isinstance(seed, int):
+        raise UserError(f"{where}: seed = {seed!r}: expected an integer")
+    return seed
+
+
+def top_level_device(raw: dict[str, Any], where: str) -> str:
+    """The ``device`` key of a config (default cpu), a string (``check_device`` checks it)."""
+    device = raw.get("device", "cpu")
+    if not isinstance(device, str):
+        raise UserError(f"{where}: device = {device!r}: expected a string")
+    return device
+
+
+def check_device(device: str, key: str = "device", also: tuple[str, ...] = ()) -> None:
+    """A one-line error unless ``device`` is cpu, one of ``also``, or a CUDA device that this
+    machine has."""
+    if device.startswith("cuda"):
+        import torch
+
+        if not torch.cuda.is_available():
+            raise UserError(f"{key} = {device!r}: no CUDA GPU is available here")
+    elif device != "cpu" and device not in also:
+        raise UserError(f"{key} = {device!r}: expected cpu, cuda or cuda:N")
+
+
 def parse_override(text: str) -> tuple[str, Any]:
     """``--set outer.lr=0.01`` -> ("outer.lr", 0.01); values are parsed as TOML scalars."""
     key, eq, value = text.partition("=")

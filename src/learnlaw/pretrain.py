@@ -26,7 +26,15 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from learnlaw.configfile import apply_overrides, check_sections, fill, read_config_file
+from learnlaw.configfile import (
+    apply_overrides,
+    check_device,
+    check_sections,
+    fill,
+    read_config_file,
+    top_level_device,
+    top_level_seed,
+)
 from learnlaw.errors import UserError
 from learnlaw.files import (
     load_state,
@@ -123,11 +131,7 @@ class PretrainConfig:
     def validate(self) -> None:
         self.model.validate()
         self.train.validate()
-        if self.device.startswith("cuda"):
-            if not torch.cuda.is_available():
-                raise UserError(f"device = {self.device!r}: no CUDA GPU is available here")
-        elif self.device != "cpu":
-            raise UserError(f"device = {self.device!r}: expected cpu, cuda or cuda:N")
+        check_device(self.device)
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
@@ -140,11 +144,7 @@ def load_pretrain_config(
     raw, where = read_config_file(path) if path is not None else ({}, "defaults")
     apply_overrides(raw, overrides)
     check_sections(raw, {"seed", "device", "model", "train"}, where)
-    seed, device = raw.get("seed", 0), raw.get("device", "cpu")
-    if isinstance(seed, bool) or not isinstance(seed, int):
-        raise UserError(f"{where}: seed = {seed!r}: expected an integer")
-    if not isinstance(device, str):
-        raise UserError(f"{where}: device = {device!r}: expected a string")
+    seed, device = top_level_seed(raw, where), top_level_device(raw, where)
     config = PretrainConfig(
         seed=seed,
         device=device,

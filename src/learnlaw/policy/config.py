@@ -17,7 +17,14 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from learnlaw.configfile import apply_overrides, check_sections, fill, read_config_file
+from learnlaw.configfile import (
+    apply_overrides,
+    check_device,
+    check_sections,
+    fill,
+    read_config_file,
+    top_level_seed,
+)
 from learnlaw.errors import UserError
 from learnlaw.policy.outer import OuterConfig
 from learnlaw.tasks.registry import task_class
@@ -48,13 +55,7 @@ class TrainConfig:
             )
         if self.checkpoint_every < 0:
             raise UserError(f"train.checkpoint_every = {self.checkpoint_every}: must be >= 0")
-        if self.device.startswith("cuda"):
-            import torch
-
-            if not torch.cuda.is_available():
-                raise UserError(f"train.device = {self.device!r}: no CUDA GPU is available here")
-        elif self.device not in ("cpu", "mps"):
-            raise UserError(f"train.device = {self.device!r}: expected cpu, cuda or cuda:N")
+        check_device(self.device, "train.device", also=("mps",))
 
 
 @dataclass
@@ -111,9 +112,7 @@ def load_config(
     cls = task_class(name)
     allowed = {"task", "seed", "train", "outer", cls.name}
     check_sections(raw, allowed, where)
-    seed = raw.get("seed", 0)
-    if isinstance(seed, bool) or not isinstance(seed, int):
-        raise UserError(f"{where}: seed = {seed!r}: expected an integer")
+    seed = top_level_seed(raw, where)
     if cls.Config is None and cls.name in raw:
         raise UserError(f"{where}: task {name!r} takes no options, but [{cls.name}] is given")
     config = PolicyConfig(

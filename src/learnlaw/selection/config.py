@@ -7,7 +7,15 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from learnlaw.configfile import apply_overrides, check_sections, fill, read_config_file
+from learnlaw.configfile import (
+    apply_overrides,
+    check_device,
+    check_sections,
+    fill,
+    read_config_file,
+    top_level_device,
+    top_level_seed,
+)
 from learnlaw.errors import UserError
 from learnlaw.selection.mixture import MixtureConfig
 from learnlaw.selection.proxy import ProxyConfig
@@ -84,13 +92,7 @@ class SelectConfig:
     select: ChooseConfig = field(default_factory=ChooseConfig)
 
     def validate(self) -> None:
-        if self.device.startswith("cuda"):
-            import torch
-
-            if not torch.cuda.is_available():
-                raise UserError(f"device = {self.device!r}: no CUDA GPU is available here")
-        elif self.device != "cpu":
-            raise UserError(f"device = {self.device!r}: expected cpu, cuda or cuda:N")
+        check_device(self.device)
         self.data.validate()
         self.mixture.validate()
         self.proxy.validate()
@@ -122,12 +124,7 @@ def load_select_config(
 
 def _config_from(raw: dict[str, Any], where: str) -> SelectConfig:
     check_sections(raw, {"seed", "device", *SECTIONS}, where)
-    seed = raw.get("seed", 0)
-    if isinstance(seed, bool) or not isinstance(seed, int):
-        raise UserError(f"{where}: seed = {seed!r}: expected an integer")
-    device = raw.get("device", "cpu")
-    if not isinstance(device, str):
-        raise UserError(f"{where}: device = {device!r}: expected a string")
+    seed, device = top_level_seed(raw, where), top_level_device(raw, where)
     parts = {name: fill(cls, raw.get(name, {}), where, name) for name, cls in SECTIONS.items()}
     config = SelectConfig(seed=seed, device=device, **parts)
     config.validate()
