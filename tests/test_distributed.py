@@ -339,3 +339,5 @@ def test_blocks_cover_every_example_once():
             blocks = [comm.block(n, r) for r in range(world)]
             assert blocks[0][0] == 0 and blocks[-1][1] == n
             assert all(b[1] == c[0] and b[1] > b[0] for b, c in itertools.pairwise(blocks))
+            sizes = [b[1] - b[0] for b in blocks]
+            assert min(sizes) >= 1 and max(sizes) - min(sizes) <= 1

@@ -739,10 +739,13 @@ def test_messages_name_the_real_problem(tmp_path, finished_run, capsys):
     # refusal names only what the --set changed
     run = tmp_path / "run"
     shutil.copytree(finished_run, run)
-    one_line(
-        run_cli(
-            ["policy", "optimize", "--resume", "--out", run, "--set", "train.lr=0.123"], capsys
-        ),
-        "train.lr",
+    refused = run_cli(
+        ["policy", "optimize", "--resume", "--out", run, "--set", "train.lr=0.123"], capsys
     )
-    assert "outer.method" not in capsys.readouterr().err
+    one_line(refused, "train.lr")
+    assert "outer.method" not in refused[2]
+    # and a --set that names no key of the run is refused as in a config file
+    one_line(
+        run_cli(["policy", "optimize", "--resume", "--out", run, "--set", "train.lrr=1"], capsys),
+        "unknown key",
+    )

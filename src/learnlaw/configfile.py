@@ -107,15 +107,15 @@ def top_level_device(raw: dict[str, Any], where: str) -> str:
 
 
 def check_device(device: str, key: str = "device", also: tuple[str, ...] = ()) -> None:
-    """A one-line error unless ``device`` is cpu, one of ``also``, or a CUDA device that this
-    machine has."""
+    """A one-line error unless ``device`` is cpu, one of ``also``, or CUDA on a machine that
+    has a CUDA GPU."""
     if device.startswith("cuda"):
         import torch
 
         if not torch.cuda.is_available():
             raise UserError(f"{key} = {device!r}: no CUDA GPU is available here")
     elif device != "cpu" and device not in also:
-        raise UserError(f"{key} = {device!r}: expected cpu, cuda or cuda:N")
+        raise UserError(f"{key} = {device!r}: expected {', '.join(['cpu', *also])}, cuda or cuda:N")
 
 
 def parse_override(text: str) -> tuple[str, Any]:

@@ -195,9 +195,10 @@ class Comm:
         except Exception:  # the store is gone too: the others will say a peer was lost
             pass
 
-    def posted_failure(self, wait: float = 2.0) -> tuple[int, str] | None:
-        """(rank, message) of the process that failed first, if one left a message."""
-        if not _wait_for(self.store, self._failed_key, wait):
+    def posted_failure(self) -> tuple[int, str] | None:
+        """(rank, message) of the process that failed first, if one left a message (waiting up
+        to 2 s for it)."""
+        if not _wait_for(self.store, self._failed_key, 2.0):
             return None
         try:
             rank, _, message = self.store.get(self._failed_key).decode("utf-8").partition("\n")
@@ -248,11 +249,17 @@ def joined(device: str = "cpu", timeout_minutes: float = 10.0) -> Iterator[Comm]
         return
     if not dist.is_available():  # pragma: no cover - torch built without distributed
         raise UserError("WORLD_SIZE > 1, but this torch has no torch.distributed")
-    cuda = device.startswith("cuda")
+    cuda = device.startswith("cuda")  # checked with the config (configfile.check_device)
     if cuda:
-        if not torch.cuda.is_available():
-            raise UserError(f"train.device = {device!r}: no CUDA GPU is available here")
-        torch.cuda.set_device(int(os.environ.get("LOCAL_RANK", "0")))
+        local, gpus = int(os.environ.get("LOCAL_RANK", "0")), torch.cuda.device_count()
+        if device != "cuda":
+            raise UserError(
+                f"device {device!r} with {world} processes: give 'cuda' (each process takes "
+                "the GPU of its LOCAL_RANK)"
+            )
+        if local >= gpus:
+            raise UserError(f"process with LOCAL_RANK {local}: this machine has {gpus} GPU(s)")
+        torch.cuda.set_device(local)
     dist.init_process_group("nccl" if cuda else "gloo", timeout=timedelta(minutes=timeout_minutes))
     comm = Comm.of(None)
     try:

@@ -37,6 +37,21 @@ def _signed(change: float | None, better: str, larger_is_better: bool = False) -
     return f"{100 * change:+.1f}% ({'improved: ' + better if good else 'not improved'})"
 
 
+def _corrupted_rows(p1c: dict[str, Any] | None, th: dict[str, Any]) -> list[tuple[str, str, str]]:
+    """Property 1 over the task's corrupted examples, if it has any: the share to two decimals
+    and whether it meets its threshold (it is read against one)."""
+    if not p1c:
+        return []
+    label = f"Property 1: corrupted examples with weight < {th['zero_weight']:g}/N"
+    share = p1c["share_pooled"]
+    if share is None:
+        return [(label, "-", "-")]
+    if "threshold" not in p1c:  # an analysis.json written before the threshold was added
+        return [(label, f"{100 * share:.2f}%", "-")]
+    met = "met" if p1c["meets_threshold"] else "not met"
+    return [(label, f"{100 * share:.2f}% ({met})", f"threshold {100 * p1c['threshold']:g}%")]
+
+
 def headline_rows(a: dict[str, Any]) -> list[tuple[str, str, str]]:
     """(quantity, this run, the paper) for the report's table."""
     paper = a.get("paper", {})
@@ -81,25 +96,7 @@ def headline_rows(a: dict[str, Any]) -> list[tuple[str, str, str]]:
             _fmt(a["property1"]["below_tau"]["share_pooled"], True),
             "confirmed",
         ),
-        *(
-            [
-                (
-                    f"Property 1: corrupted examples with weight < {th['zero_weight']:g}/N",
-                    # two decimals, and met or not: the share is read against a threshold
-                    _fmt(share)
-                    if (share := p1c["share_pooled"]) is None
-                    else f"{100 * share:.2f}%"
-                    + (
-                        f" ({'met' if p1c['meets_threshold'] else 'not met'})"
-                        if "threshold" in p1c
-                        else ""
-                    ),
-                    f"threshold {100 * p1c['threshold']:g}%" if "threshold" in p1c else "-",
-                )
-            ]
-            if (p1c := a["property1"].get("corrupted"))
-            else []
-        ),
+        *_corrupted_rows(a["property1"].get("corrupted"), th),
         (
             f"Property 2: loss < {th['fitted_loss']:g} examples with weight < {th['small_weight']:g} max",
             _fmt(a["property2"]["share_pooled"], True),

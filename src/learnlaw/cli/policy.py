@@ -102,13 +102,12 @@ def optimize_command(
     out_dir = Path(out)
     if resume and config_path is None and task is None:
         from learnlaw.configfile import apply_overrides
-        from learnlaw.policy.config import config_from_json
+        from learnlaw.policy.config import config_from_raw
         from learnlaw.policy.runfolder import saved_config
 
         # the run that is there, with any --set on top (the checkpoint then says what differs)
-        raw = saved_config(out_dir).to_json()
-        apply_overrides(raw, values)
-        config = config_from_json(raw)
+        raw = apply_overrides(saved_config(out_dir).to_json(), values)
+        config = config_from_raw(raw, f"{out_dir / 'config.json'} with --set")
     else:
         config = load_config(config_path, task, values)
     try:

@@ -103,7 +103,12 @@ def load_config(
     where = "defaults"
     if path is not None:
         raw, where = read_config_file(path)
-    apply_overrides(raw, overrides)
+    return config_from_raw(apply_overrides(raw, overrides), where, task)
+
+
+def config_from_raw(raw: dict[str, Any], where: str, task: str | None = None) -> PolicyConfig:
+    """A config from a TOML-like table (``where`` names it in errors): unknown keys, wrong
+    types and bad values refused in one line."""
     name = task or raw.get("task", "perceptron")
     if task is not None and raw.get("task", task) != task:
         raise UserError(f"{where}: is for task {raw['task']!r}, not {task!r}")

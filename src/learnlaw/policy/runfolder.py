@@ -239,7 +239,14 @@ def read_checkpoint(
         )
     diffs = _differences(_with_defaults(saved["config"], config), config.to_json())
     if diffs:
-        raise UserError(f"{file}: made with a different configuration ({', '.join(diffs)} differ)")
+        hint = (
+            '; only a run with outer.decay = "none" can be extended to more epochs'
+            if diffs == ["outer.epochs"]
+            else ""
+        )
+        raise UserError(
+            f"{file}: made with a different configuration ({', '.join(diffs)} differ){hint}"
+        )
     _check_state(state, file, task, config)
     _reopen_last_epoch(state, config)
     device, dtype = task.theta0.device, task.theta0.dtype

@@ -136,7 +136,6 @@ def select(
     fd = None
     error: UserError | None = None
     timings: dict[str, float] = {}
-    corpus = None
     if rank == 0:
         try:
             fd = _start(out, config, resume, command)
