@@ -90,3 +90,79 @@ def noisy_law_curves(law, specs, steps, noise: float, rng, **fields) -> list:
             )
         )
     return curves
+
+
+# ---- running a function on P real processes --------------------------------------------------
+def _rank_main(rank: int, world: int, folder: str, target, kwargs: dict, timeout_s: float):
+    """One spawned process: join a gloo group, run ``target(rank, **kwargs)``, write its result
+    (or its error) to ``folder/rankR.json``, leave the group."""
+    import faulthandler
+    import json
+    import traceback
+    from datetime import timedelta
+
+    import torch
+
+    from learnlaw.errors import UserError
+
+    faulthandler.enable()  # should the process abort, stderr shows where each thread was
+    torch.set_num_threads(1)
+    torch.distributed.init_process_group(
+        "gloo",
+        init_method=f"file://{folder}/rendezvous",
+        rank=rank,
+        world_size=world,
+        timeout=timedelta(seconds=timeout_s),
+    )
+    result: dict = {}
+    try:
+        result = target(rank, **kwargs)
+    except UserError as exc:
+        result = {"error": str(exc), "type": type(exc).__name__}
+    except BaseException:
+        result = {"error": traceback.format_exc(), "type": "bug"}
+    finally:
+        (Path(folder) / f"rank{rank}.json").write_text(json.dumps(result))
+        torch.distributed.destroy_process_group()  # the others' collectives fail at once
+
+
+def on_processes(
+    folder: Path, target, world: int = 2, meanwhile=None, timeout_s: float = 60.0, **kwargs
+):
+    """Run ``target(rank, **kwargs)`` (a module-level function returning a JSON-able dict) on
+    ``world`` spawned processes of a gloo group; their results, in rank order (and
+    ``meanwhile()``'s, computed here while they run).
+
+    A process that died before writing its result gives ``{"exitcode": code}``. One that wrote
+    its result and then exited badly (gloo has been seen to abort a process on its way out)
+    gives its result and a warning: what is tested is what the processes computed."""
+    import json
+    import multiprocessing as mp
+    import warnings
+
+    folder.mkdir(parents=True)
+    ctx = mp.get_context("spawn")
+    procs = [
+        ctx.Process(target=_rank_main, args=(r, world, str(folder), target, kwargs, timeout_s))
+        for r in range(world)
+    ]
+    for p in procs:
+        p.start()
+    local = meanwhile() if meanwhile is not None else None
+    for p in procs:
+        p.join(timeout=240)
+        if p.exitcode is None:
+            for q in procs:
+                q.kill()
+            raise AssertionError(f"{target.__name__}: a process hung")
+    results = []
+    for r, p in enumerate(procs):
+        path = folder / f"rank{r}.json"
+        if not path.exists():
+            results.append({"exitcode": p.exitcode})
+            continue
+        results.append(json.loads(path.read_text()))
+        if p.exitcode != 0:
+            message = f"{target.__name__}: rank {r} exited with {p.exitcode} after its result"
+            warnings.warn(message, stacklevel=2)
+    return results if meanwhile is None else (results, local)

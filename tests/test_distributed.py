@@ -9,14 +9,11 @@ from __future__ import annotations
 
 import itertools
 import json
-import multiprocessing as mp
 import os
 import shutil
 import signal
 import subprocess
 import sys
-import traceback
-from datetime import timedelta
 from pathlib import Path
 
 import numpy as np
@@ -24,7 +21,7 @@ import pytest
 import torch
 
 import learnlaw.policy.run as run_module
-from conftest import run_cli
+from conftest import on_processes, run_cli
 from learnlaw.distributed import SINGLE, Comm
 from learnlaw.errors import UserError
 from learnlaw.policy import load_config, optimize
@@ -90,53 +87,6 @@ CASES = {
 @pytest.fixture(autouse=True)
 def private_cache(tmp_path, monkeypatch):
     monkeypatch.setenv("LEARNLAW_CACHE", str(tmp_path / "cache"))  # spawned processes inherit it
-
-
-# ---- running a function on 2 processes -----------------------------------------------------
-def _worker(rank: int, world: int, folder: str, scenario: str, args: dict) -> None:
-    torch.set_num_threads(1)
-    result: dict = {}
-    torch.distributed.init_process_group(
-        "gloo",
-        init_method=f"file://{folder}/rendezvous",
-        rank=rank,
-        world_size=world,
-        timeout=timedelta(seconds=60),
-    )
-    try:
-        result = SCENARIOS[scenario](rank, **args)
-    except UserError as exc:
-        result = {"error": str(exc), "type": type(exc).__name__}
-    except BaseException:
-        result = {"error": traceback.format_exc(), "type": "bug"}
-    finally:
-        (Path(folder) / f"rank{rank}.json").write_text(json.dumps(result))
-        torch.distributed.destroy_process_group()  # the others' collectives fail at once
-
-
-def on_processes(tmp_path, scenario: str, world: int = 2, meanwhile=None, **args) -> list[dict]:
-    """Run SCENARIOS[scenario](rank, **args) on ``world`` processes; their results (and
-    ``meanwhile()``'s, computed here while they run)."""
-    folder = tmp_path / f"spawn-{scenario}"
-    folder.mkdir()
-    ctx = mp.get_context("spawn")
-    procs = [
-        ctx.Process(target=_worker, args=(r, world, str(folder), scenario, args))
-        for r in range(world)
-    ]
-    for p in procs:
-        p.start()
-    local = meanwhile() if meanwhile is not None else None
-    for p in procs:
-        p.join(timeout=240)
-        assert p.exitcode is not None, "a process hung"
-    results = [
-        json.loads((folder / f"rank{r}.json").read_text())
-        if (folder / f"rank{r}.json").exists()
-        else {"exitcode": procs[r].exitcode}
-        for r in range(world)
-    ]
-    return results if meanwhile is None else (results, local)
 
 
 def _summary(result) -> dict:
@@ -210,9 +160,6 @@ def _failures(rank: int) -> dict:
     return out
 
 
-SCENARIOS = {"cases": _run_cases, "killed": _killed_run, "resumed": _resumed}
-
-
 def _close(a, b, rel=1e-9):
     return np.allclose(a, b, rtol=rel, atol=0)
 
@@ -226,7 +173,7 @@ def test_two_processes_give_the_single_process_numbers(tmp_path):
         }
 
     ranks, single = on_processes(
-        tmp_path, "cases", out=str(tmp_path / "run"), meanwhile=single_process
+        tmp_path / "spawn-cases", _run_cases, out=str(tmp_path / "run"), meanwhile=single_process
     )
     assert "error" not in ranks[0], ranks[0]
     assert ranks[0] == ranks[1]  # every rank returns the same (whole) result
@@ -250,14 +197,16 @@ def test_two_processes_give_the_single_process_numbers(tmp_path):
 
 def test_a_killed_two_process_run_resumes_and_a_failing_rank_stops_the_other(tmp_path):
     part = tmp_path / "part"
-    ranks = on_processes(tmp_path, "killed", out=str(part), kill_rank=1, at_call=3)
+    ranks = on_processes(
+        tmp_path / "spawn-killed", _killed_run, out=str(part), kill_rank=1, at_call=3
+    )
     assert ranks[1] == {"exitcode": -signal.SIGKILL}
     assert ranks[0]["type"] == "PeerFailure", ranks[0]
     assert "lost contact with the other processes" in ranks[0]["error"]
     one = tmp_path / "one"
     shutil.copytree(part, one)
     # on 2 processes: the uninterrupted run's numbers, exactly (the checkpoint holds them)
-    ranks = on_processes(tmp_path, "resumed", out=str(part))
+    ranks = on_processes(tmp_path / "spawn-resumed", _resumed, out=str(part))
     resumed, whole = ranks[0]["resumed"], ranks[0]["whole"]
     assert resumed["objective"] == whole["objective"] and resumed["policy"] == whole["policy"]
     # on 1 process: the same to rounding

@@ -9,7 +9,7 @@ import os
 import numpy as np
 import pytest
 
-from conftest import run_cli
+from conftest import on_processes, run_cli
 from learnlaw.errors import UserError
 from learnlaw.selection import DataScorer, choose, load_select_config, select
 from learnlaw.selection.scorer import spearman
@@ -196,31 +196,24 @@ def test_a_killed_scoring_pass_resumes_to_the_same_selection(
     np.testing.assert_array_equal(resumed.selected, reference_run.selected)
 
 
-def _rank_worker(rank, size, init_file, config_json, out):
-    import torch
-    import torch.distributed as dist
-
+def _select_on_rank(rank, config_json, out):
     from learnlaw.selection.config import _config_from
 
-    torch.set_num_threads(1)
-    dist.init_process_group("gloo", init_method=f"file://{init_file}", rank=rank, world_size=size)
-    try:
-        select(_config_from(json.loads(config_json), "test"), out, quiet=True)
-    finally:
-        dist.destroy_process_group()
+    result = select(_config_from(json.loads(config_json), "test"), out, quiet=True)
+    return {"returned": result is not None}
 
 
 def test_two_process_scoring_equals_one_process(corpus, reference_run, tmp_path):
-    import torch.multiprocessing as mp
-
     config = tiny_config(corpus).to_json()
     out = tmp_path / "dist"
-    mp.spawn(
-        _rank_worker,
-        args=(2, str(tmp_path / "init"), json.dumps(config), str(out)),
-        nprocs=2,
-        join=True,
+    ranks = on_processes(
+        tmp_path / "spawn",
+        _select_on_rank,
+        timeout_s=600,
+        config_json=json.dumps(config),
+        out=str(out),
     )
+    assert ranks == [{"returned": True}, {"returned": False}]  # rank 0 alone returns the result
     np.testing.assert_array_equal(np.load(out / "scores.npy"), reference_run.scores)
     assert (out / "selected.jsonl").read_text() == (
         reference_run.out / "selected.jsonl"
