@@ -101,6 +101,47 @@ def test_resume_after_interrupt_equals_an_uninterrupted_run(tmp_path, monkeypatc
         assert ma[key] == mb[key], key
 
 
+def test_a_run_saved_every_k_epochs_resumes_from_its_last_save(tmp_path, monkeypatch):
+    whole = optimize_policy(small_config(), tmp_path / "whole")
+    saved_at = []
+    real_save = run_module.RunFolder.save_checkpoint
+
+    def recording_save(folder, state):
+        saved_at.append(state["epoch"])
+        real_save(folder, state)
+
+    monkeypatch.setattr(run_module.RunFolder, "save_checkpoint", recording_save)
+    optimize_policy(small_config(**{"outer.save_every": 2}), tmp_path / "every2")
+    assert saved_at == [0, 2, 4, 6]  # the uniform run, every 2 epochs, and the end (epoch 5)
+    # killed in epoch 3: the checkpoint is the one after epoch 1, and the run goes on from there
+    real = run_module.hypergradient
+    calls = {"n": 0}
+
+    def interrupt_in_epoch_3(*args, **kwargs):
+        calls["n"] += 1
+        if calls["n"] == 4:
+            raise KeyboardInterrupt
+        return real(*args, **kwargs)
+
+    part = tmp_path / "part"
+    monkeypatch.setattr(run_module, "hypergradient", interrupt_in_epoch_3)
+    with pytest.raises(KeyboardInterrupt):
+        optimize_policy(small_config(**{"outer.save_every": 2}), part)
+    assert checkpoint_state(part)["epoch"] == 2
+    monkeypatch.setattr(run_module, "hypergradient", real)
+    saved_at.clear()
+    # save_every may change on resume (it changes no number); the time budget saves at once
+    resumed = optimize_policy(small_config(**{"outer.save_every": 10}), part, resume=True)
+    assert saved_at == [6]
+    for key in ("objective_per_epoch", "kept_epoch", "lowest_objective_epoch"):
+        assert resumed[key] == whole[key], key
+    stopped = tmp_path / "stopped"
+    optimize_policy(small_config(**{"outer.save_every": 10}), stopped, max_seconds=1e-9)
+    assert checkpoint_state(stopped)["epoch"] == 1
+    with pytest.raises(UserError, match=r"outer\.save_every = 0: must be >= 1"):
+        small_config(**{"outer.save_every": 0})
+
+
 def test_evaluate_reproduces_the_metrics(tmp_path, capsys):
     optimize_policy(small_config(), tmp_path)
     saved = json.loads((tmp_path / "metrics.json").read_text())

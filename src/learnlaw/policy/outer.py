@@ -58,6 +58,9 @@ class OuterConfig:
     segment: int = 1  # steps per policy row (1: a weight vector for every step)
     normalize: str = "run"  # "run": one step size for the whole policy; "row": one per row
     backtrack: bool = False  # a step that raises the objective is retried at half the step
+    # outer epochs between checkpoints of a run with a folder (its last epoch and a stop at the
+    # time budget are always saved); more saves less disk, a kill loses up to save_every - 1
+    save_every: int = 1
 
     def validate(self) -> None:
         if self.epochs < 0:
@@ -79,6 +82,8 @@ class OuterConfig:
             )
         if self.segment < 1:
             raise UserError(f"outer.segment = {self.segment}: must be >= 1")
+        if self.save_every < 1:
+            raise UserError(f"outer.save_every = {self.save_every}: must be >= 1")
 
 
 def decay_factor(config: OuterConfig, epoch: int) -> float:

@@ -6,7 +6,8 @@ outer step, and checkpoint.
 Epoch e evaluates the policy after e outer steps; epoch 0 is the uniform policy and the last
 epoch (``outer.epochs``) is evaluated without a further step. The run lives in memory and is
 returned as a :class:`PolicyResult`; with ``out`` it is also a run folder (``runfolder``),
-checkpointed after every epoch so that a run killed at any moment resumes exactly.
+checkpointed every ``outer.save_every`` epochs (default 1) so that a run killed at any moment
+resumes exactly from its last checkpoint.
 
 With a process group (``learnlaw.distributed``) every rank runs this same loop over its block
 of every set and its columns of the policy; the engine and the outer optimiser all-reduce
@@ -89,8 +90,8 @@ def optimize(
 
     Returns the run in memory. With ``out`` the run is also written into that folder (new,
     empty, or this run's own with ``resume=True``; ``overwrite=True`` replaces a previous
-    learnlaw run there, deleting only the files learnlaw writes) and checkpointed after every
-    outer epoch. ``max_seconds`` stops after the epoch that passes the budget (resume later).
+    learnlaw run there, deleting only the files learnlaw writes) and checkpointed every
+    ``outer.save_every`` outer epochs and at the end. ``max_seconds`` stops after the epoch that passes the budget (resume later).
 
     Data parallel: call it on every process of an initialised torch.distributed group
     (``process_group``; by default the default group when one is initialised). Each rank
@@ -183,7 +184,7 @@ def _optimize(task, work, config, out, comm, *, resume, overwrite, quiet, max_se
                 "seconds": 0.0,
             }
             checkpoint(state)
-        epochs = config.outer.epochs
+        epochs, save_every = config.outer.epochs, config.outer.save_every
         started = time.perf_counter()
         bar = tqdm(
             total=epochs + 1,
@@ -228,17 +229,18 @@ def _optimize(task, work, config, out, comm, *, resume, overwrite, quiet, max_se
             state["history"].append(record)
             state["seconds"] += record["seconds"]
             state["epoch"] = e + 1
-            checkpoint(state)
+            over_budget = max_seconds is not None and time.perf_counter() - started > max_seconds
+            stopped_early = comm.any(over_budget) and state["epoch"] <= epochs
+            if stopped_early or state["epoch"] > epochs or state["epoch"] % save_every == 0:
+                checkpoint(state)
             bar.update(1)
             bar.set_postfix(
                 J=f"{run.objective:.4g}",
                 test_AR=f"{record['test_acceleration']:.2f}",
                 kept=state["kept"]["epoch"],
             )
-            over_budget = max_seconds is not None and time.perf_counter() - started > max_seconds
-            if comm.any(over_budget) and state["epoch"] <= epochs:
+            if stopped_early:
                 say(f"time budget reached after outer epoch {e}; continue with --resume")
-                stopped_early = True
                 break
         bar.close()
         full = _gather_state({"kept": state["kept"], "lowest": state["lowest"]}, comm, n)

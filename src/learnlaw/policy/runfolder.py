@@ -10,8 +10,8 @@
 Rules that keep other people's files safe: a run starts only in a folder that is new, empty
 or (``overwrite=True``) a learnlaw run folder, and then deletes only the files listed above;
 it resumes only its own run (the checkpoint carries the run id of ``config.json``) with the
-same configuration, except that a run whose outer step does not decay may be extended to more
-outer epochs; two runs never write into one folder at the same time.
+same configuration (``outer.save_every`` aside), except that a run whose outer step does not
+decay may be extended to more outer epochs; two runs never write into one folder at the same time.
 """
 
 from __future__ import annotations
@@ -46,6 +46,7 @@ RUN_FORMAT_VERSIONS = (1, 2)  # 2 added the run id
 CHECKPOINT = "checkpoint.npz"
 LEGACY_CHECKPOINT = "checkpoint.pt"  # learnlaw 0.1: torch.save, never unpickled
 CHECKPOINT_FORMAT = "learnlaw.policy-checkpoint"
+NUMBER_FREE_KEYS = frozenset({"outer.save_every"})  # may change on resume: no number depends on it
 POLICY_FILES = {"kept": "policy.npz", "objective": "policy_objective.npz"}
 PLOTS = ("loss_curves.png", "objective.png", "policy_heatmap.png")
 RUN_FILES = (
@@ -308,6 +309,7 @@ def _differences(saved: dict[str, Any], current: dict[str, Any]) -> list[str]:
             diffs += [f"{section}.{k}" for k in set(a) | set(b) if a.get(k) != b.get(k)]
         elif a != b:
             diffs.append(section)
+    diffs = [key for key in diffs if key not in NUMBER_FREE_KEYS]
     if diffs == ["outer.epochs"] and _extends(saved["outer"], current["outer"]):
         return []
     return sorted(diffs)
