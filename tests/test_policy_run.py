@@ -219,6 +219,12 @@ def test_bad_input_gives_one_line_and_exit_2(tmp_path, capsys):
         )[::2],
         "diverged",
     )
+    bf16 = ["--set=train.dtype='float32'", "--set=train.autocast='bfloat16'"]
+    _one_line(
+        *run_cli(["policy", "optimize", *args, *bf16, "--out", tmp_path / "h"], capsys)[::2],
+        "perceptron.analytic = false",
+    )
+    assert not (tmp_path / "h").exists()
     run_dir = tmp_path / "g"
     assert run_cli(["policy", "optimize", *args, "--quiet", "--out", run_dir], capsys)[0] == 0
     _one_line(

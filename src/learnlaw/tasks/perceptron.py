@@ -120,6 +120,11 @@ class PerceptronTask(Task):
         self._eval_y = torch.cat([self.y_local[k] for k in self._eval_splits])
 
     def for_run(self, comm=SINGLE, autocast=None):
+        if autocast is not None and self.config.analytic:  # its closed forms bypass autocast
+            raise UserError(
+                "train.autocast: the perceptron's analytic path computes in train.dtype; set "
+                "perceptron.analytic = false to run its passes under autocast"
+            )
         task = super().for_run(comm, autocast)
         if task.comm is not self.comm:
             task._prepare_fast_path()
