@@ -382,10 +382,12 @@ def test_options_are_checked_and_messages_are_right(tmp_path, finished_run, caps
     # a killed atomic write leaves a hidden temporary: the next run in the folder removes it
     run2 = tmp_path / "run2"
     shutil.copytree(finished_run, run2)
-    stale = run2 / ".metrics.json.abc123.tmp"
+    stale = run2 / ".metrics.json.learnlaw-partial.abc123.tmp"
     stale.write_text("{")
+    users = run2 / ".metrics.json.abc123.tmp"  # named like one, but not by learnlaw: kept
+    users.write_text("mine")
     assert run_cli(["policy", "optimize", "--resume", "--quiet", "--out", run2], capsys)[0] == 0
-    assert not stale.exists()
+    assert not stale.exists() and users.read_text() == "mine"
     # an output that cannot be written is found before the work, not after it
     blocker = tmp_path / "file"
     blocker.write_text("x")
@@ -703,9 +705,14 @@ def test_a_claimed_folder_resumes_only_its_own_job(tmp_path):
     with pytest.raises(UserError, match="another learnlaw test job is using"):
         claim_folder(tmp_path / "job", record, resume=True, what="test job")
     unlock_folder(fd)
+    partial = tmp_path / "job" / ".scores.npy.learnlaw-partial.x1y2.tmp"  # a killed write's
+    users = tmp_path / "job" / ".draft.tmp"
+    partial.write_bytes(b"\x00")
+    users.write_text("mine")
     fd, again = claim_folder(tmp_path / "job", record, resume=True, what="test job")
     unlock_folder(fd)
     assert again["run_id"] == first["run_id"]
+    assert not partial.exists() and users.read_text() == "mine"
     other = {**record, "config": {"a": 2}}
     with pytest.raises(UserError, match="different configuration"):
         claim_folder(tmp_path / "job", other, resume=True, what="test job")

@@ -14,16 +14,21 @@ from typing import Any
 
 from learnlaw.errors import UserError
 
+PARTIAL = "learnlaw-partial"  # in the name of every temporary file of atomic_write
+
 
 def atomic_write(path: str | Path, write: Callable[[Path], None]) -> Path:
     """Call ``write(tmp)`` on a temporary file beside ``path``, then rename it into place.
 
-    A crash or Ctrl-C while writing leaves the previous file untouched.
+    A crash or Ctrl-C while writing leaves the previous file untouched, and a hidden
+    ``.NAME.learnlaw-partial.XXXX.tmp`` that ``remove_partial_writes`` clears.
     """
     path = Path(path)
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+        fd, tmp = tempfile.mkstemp(
+            dir=path.parent, prefix=f".{path.name}.{PARTIAL}.", suffix=".tmp"
+        )
     except (FileExistsError, NotADirectoryError):
         raise UserError(
             f"{path}: cannot write there: a part of the folder path is a file"
@@ -41,6 +46,14 @@ def atomic_write(path: str | Path, write: Callable[[Path], None]) -> Path:
     finally:
         tmp_path.unlink(missing_ok=True)
     return path
+
+
+def remove_partial_writes(folder: Path) -> None:
+    """Delete the temporaries that a killed ``atomic_write`` left in ``folder`` (only files
+    named as it names them: nothing else in the folder is touched)."""
+    for p in folder.glob(f".*.{PARTIAL}.*.tmp"):
+        if p.is_file() and not p.is_symlink():
+            p.unlink(missing_ok=True)
 
 
 def cannot_write(path: Path, exc: OSError) -> UserError:

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from learnlaw.errors import UserError
-from learnlaw.files import cannot_write, write_json
+from learnlaw.files import cannot_write, remove_partial_writes, write_json
 
 LOCK = ".learnlaw.lock"
 
@@ -108,8 +108,7 @@ def claim_folder(
         else:
             saved = {**record, "run_id": uuid.uuid4().hex}
             write_json(config_file, saved)
-        for p in path.glob(".*.tmp"):  # a killed atomic write's temporary file
-            p.unlink(missing_ok=True)
+        remove_partial_writes(path)
     except BaseException:
         unlock_folder(fd)
         raise

@@ -28,6 +28,7 @@ from learnlaw.errors import UserError
 from learnlaw.files import (
     atomic_write,
     load_state,
+    remove_partial_writes,
     save_state,
     versions,
     write_csv,
@@ -140,7 +141,7 @@ class RunFolder:
         path = create_folder(path, "run")
         lock_fd = lock_folder(path)
         try:
-            _remove_stale_temporaries(path)
+            remove_partial_writes(path)
             if resume:
                 saved = _read_record(path)
                 run_id = saved.get("run_id") or ""
@@ -287,15 +288,6 @@ def _remove(p: Path) -> None:
             pass  # something else is inside: leave the folder (and that) alone
     else:
         p.unlink(missing_ok=True)
-
-
-def _remove_stale_temporaries(path: Path) -> None:
-    """Hidden ``.NAME.*.tmp`` files of a killed write (``atomic_write``) of a file we own."""
-    owned = _owned_names()
-    for p in path.glob(".*.tmp"):
-        name = p.name[1:].rsplit(".", 2)[0]
-        if name in owned and p.is_file():
-            p.unlink(missing_ok=True)
 
 
 def _differences(saved: dict[str, Any], current: dict[str, Any]) -> list[str]:
