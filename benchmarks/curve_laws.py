@@ -194,6 +194,8 @@ def cooldown_table() -> None:
         for peak in sweep["peaks"]:
             folder = meta.parent / f"{peak:g}"
             fit = [read_curve(folder / f"{n}.csv") for n in ("constant", "cosine")]
+            # a sweep logs the loss of a fixed test set, not of noisy training batches: its last
+            # point is the run's final loss (law predict/compare smooth a training log's tail)
             real = np.array([read_curve(folder / f"wsd_{f:g}.csv").losses[-1] for f in fractions])
             real_best = fractions[int(np.argmin(real))]
             for label in (*COOLDOWN_LAWS, "auto"):
