@@ -113,7 +113,7 @@ def test_a_run_saved_every_k_epochs_resumes_from_its_last_save(tmp_path, monkeyp
     monkeypatch.setattr(run_module.RunFolder, "save_checkpoint", recording_save)
     optimize_policy(small_config(**{"outer.save_every": 2}), tmp_path / "every2")
     assert saved_at == [0, 2, 4, 6]  # the uniform run, every 2 epochs, and the end (epoch 5)
-    # killed in epoch 3: the checkpoint is the one after epoch 1, and the run goes on from there
+    # interrupted in epoch 3: the finished epoch 2, which was not due, is saved on the way out
     real = run_module.hypergradient
     calls = {"n": 0}
 
@@ -125,9 +125,10 @@ def test_a_run_saved_every_k_epochs_resumes_from_its_last_save(tmp_path, monkeyp
 
     part = tmp_path / "part"
     monkeypatch.setattr(run_module, "hypergradient", interrupt_in_epoch_3)
+    saved_at.clear()
     with pytest.raises(KeyboardInterrupt):
         optimize_policy(small_config(**{"outer.save_every": 2}), part)
-    assert checkpoint_state(part)["epoch"] == 2
+    assert saved_at == [0, 2, 3] and checkpoint_state(part)["epoch"] == 3
     monkeypatch.setattr(run_module, "hypergradient", real)
     saved_at.clear()
     # save_every may change on resume (it changes no number); the time budget saves at once

@@ -58,8 +58,9 @@ class OuterConfig:
     segment: int = 1  # steps per policy row (1: a weight vector for every step)
     normalize: str = "run"  # "run": one step size for the whole policy; "row": one per row
     backtrack: bool = False  # a step that raises the objective is retried at half the step
-    # outer epochs between checkpoints of a run with a folder (its last epoch and a stop at the
-    # time budget are always saved); more saves less disk, a kill loses up to save_every - 1
+    # outer epochs between checkpoints of a run with a folder (the last epoch, a stop at the
+    # time budget and, on one process, an interrupt are always saved): a hard kill loses up to
+    # save_every - 1 epochs
     save_every: int = 1
 
     def validate(self) -> None:

@@ -194,54 +194,73 @@ def _optimize(task, work, config, out, comm, *, resume, overwrite, quiet, max_se
             disable=True if quiet else None,
             dynamic_ncols=True,
         )
-        stopped_early = False
-        while state["epoch"] <= epochs:
-            e = state["epoch"]
-            t0 = time.perf_counter()
-            weights = state["weights"]
-            policy = Policy(weights, config.outer.segment)
-            with _where(f"outer epoch {e}"):
-                if e < epochs:
-                    run, grads = hypergradient(work, policy, eta, steps, k)
-                else:
-                    run, grads = run_policy(work, policy, eta, steps), None
-            # every decision below reads all-reduced curves: the same on every rank
-            score = _select_auc(run.curves)
-            record = {
-                "epoch": e,
-                "objective": run.objective,
-                "select_auc": score,
-                "test_auc": loss_auc(run.curves["test"]),
-                "test_acceleration": acceleration_ratio(
-                    state["uniform_curves"]["test"], run.curves["test"]
-                ),
-            }
-            state["kept"] = kept_tracker.update(state["kept"], e, score, weights, curves=run.curves)
-            state["lowest"] = lowest_tracker.update(state["lowest"], e, run.objective, weights)
-            if grads is not None:
-                state["weights"], state["optimizer"] = optimizer.update(
-                    grads, state["optimizer"], weights, objective=run.objective
+        stopped_early, saved = False, state["epoch"]
+        try:
+            while state["epoch"] <= epochs:
+                e = state["epoch"]
+                t0 = time.perf_counter()
+                weights, opt_state = state["weights"], state["optimizer"]
+                policy = Policy(weights, config.outer.segment)
+                with _where(f"outer epoch {e}"):
+                    if e < epochs:
+                        run, grads = hypergradient(work, policy, eta, steps, k)
+                    else:
+                        run, grads = run_policy(work, policy, eta, steps), None
+                # every decision below reads all-reduced curves: the same on every rank
+                score = _select_auc(run.curves)
+                record = {
+                    "epoch": e,
+                    "objective": run.objective,
+                    "select_auc": score,
+                    "test_auc": loss_auc(run.curves["test"]),
+                    "test_acceleration": acceleration_ratio(
+                        state["uniform_curves"]["test"], run.curves["test"]
+                    ),
+                }
+                kept = kept_tracker.update(state["kept"], e, score, weights, curves=run.curves)
+                low = lowest_tracker.update(state["lowest"], e, run.objective, weights)
+                if grads is not None:
+                    weights, opt_state = optimizer.update(
+                        grads, opt_state, weights, objective=run.objective
+                    )
+                    record["step_size"] = step_size(opt_state)
+                    if opt_state.get("last_rejected"):
+                        record["rejected"] = True
+                record["seconds"] = time.perf_counter() - t0
+                # one assignment: an interrupt at any moment leaves a whole epoch's state
+                state = {
+                    **state,
+                    "epoch": e + 1,
+                    "weights": weights,
+                    "optimizer": opt_state,
+                    "kept": kept,
+                    "lowest": low,
+                    "history": [*state["history"], record],
+                    "seconds": state["seconds"] + record["seconds"],
+                }
+                over_budget = (
+                    max_seconds is not None and time.perf_counter() - started > max_seconds
                 )
-                record["step_size"] = step_size(state["optimizer"])
-                if state["optimizer"].get("last_rejected"):
-                    record["rejected"] = True
-            record["seconds"] = time.perf_counter() - t0
-            state["history"].append(record)
-            state["seconds"] += record["seconds"]
-            state["epoch"] = e + 1
-            over_budget = max_seconds is not None and time.perf_counter() - started > max_seconds
-            stopped_early = comm.any(over_budget) and state["epoch"] <= epochs
-            if stopped_early or state["epoch"] > epochs or state["epoch"] % save_every == 0:
+                stopped_early = comm.any(over_budget) and state["epoch"] <= epochs
+                if stopped_early or state["epoch"] > epochs or state["epoch"] % save_every == 0:
+                    checkpoint(state)
+                    saved = state["epoch"]
+                bar.update(1)
+                bar.set_postfix(
+                    J=f"{run.objective:.4g}",
+                    test_AR=f"{record['test_acceleration']:.2f}",
+                    kept=kept["epoch"],
+                )
+                if stopped_early:
+                    say(f"time budget reached after outer epoch {e}; continue with --resume")
+                    break
+        except BaseException:
+            # a stop that is not a kill (Ctrl-C, SIGTERM, a diverged epoch) keeps the finished
+            # epochs that save_every had not saved; on several processes the checkpoint is a
+            # collective that the others may never join, so there only the last save counts
+            if comm.single and state["epoch"] > saved:
                 checkpoint(state)
-            bar.update(1)
-            bar.set_postfix(
-                J=f"{run.objective:.4g}",
-                test_AR=f"{record['test_acceleration']:.2f}",
-                kept=state["kept"]["epoch"],
-            )
-            if stopped_early:
-                say(f"time budget reached after outer epoch {e}; continue with --resume")
-                break
+            raise
         bar.close()
         full = _gather_state({"kept": state["kept"], "lowest": state["lowest"]}, comm, n)
         result = _result(task, config, {**state, **full}, stopped_early, out)
