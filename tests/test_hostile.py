@@ -384,10 +384,12 @@ def test_options_are_checked_and_messages_are_right(tmp_path, finished_run, caps
     shutil.copytree(finished_run, run2)
     stale = run2 / ".metrics.json.learnlaw-partial.abc123.tmp"
     stale.write_text("{")
-    users = run2 / ".metrics.json.abc123.tmp"  # named like one, but not by learnlaw: kept
+    earlier = run2 / ".checkpoint.npz.k2_x9abq.tmp"  # the form of earlier learnlaw versions
+    earlier.write_text("{")
+    users = run2 / ".metrics.json.abc123.tmp"  # named like neither: kept
     users.write_text("mine")
     assert run_cli(["policy", "optimize", "--resume", "--quiet", "--out", run2], capsys)[0] == 0
-    assert not stale.exists() and users.read_text() == "mine"
+    assert not stale.exists() and not earlier.exists() and users.read_text() == "mine"
     # an output that cannot be written is found before the work, not after it
     blocker = tmp_path / "file"
     blocker.write_text("x")
@@ -642,7 +644,9 @@ def test_an_interrupt_at_any_stage_resumes_to_the_same_numbers(
 
 def test_sigterm_to_a_running_command_stops_it_cleanly_and_it_resumes(tmp_path, finished_run):
     out = tmp_path / "run"
+    # saves only at the end: the finished epochs are saved on the way out
     sets = [s.replace("outer.epochs=4", "outer.epochs=400") for s in SETS]
+    sets.append("--set=outer.save_every=1000")
     cmd = [
         sys.executable,
         "-m",
@@ -661,7 +665,8 @@ def test_sigterm_to_a_running_command_stops_it_cleanly_and_it_resumes(tmp_path, 
     time.sleep(1.0)
     proc.send_signal(signal.SIGTERM)
     _, err = proc.communicate(timeout=120)
-    assert proc.returncode == 130 and "continue with --resume" in err, err
+    assert proc.returncode == 130 and "the last finished epoch is saved" in err, err
+    assert "continue with --resume" in err
     result = subprocess.run(
         [
             sys.executable,

@@ -1,6 +1,7 @@
 """Policy runs: outputs, exact resume after an interruption, evaluate, and bad input."""
 
 import json
+import shutil
 
 import numpy as np
 import pytest
@@ -105,14 +106,21 @@ def test_a_run_saved_every_k_epochs_resumes_from_its_last_save(tmp_path, monkeyp
     whole = optimize_policy(small_config(), tmp_path / "whole")
     saved_at = []
     real_save = run_module.RunFolder.save_checkpoint
+    killed = tmp_path / "killed"
 
     def recording_save(folder, state):
         saved_at.append(state["epoch"])
         real_save(folder, state)
+        if folder.path.name == "every2" and state["epoch"] == 2:
+            shutil.copytree(folder.path, killed)  # the folder as a hard kill in epoch 2-3 leaves it
 
     monkeypatch.setattr(run_module.RunFolder, "save_checkpoint", recording_save)
     optimize_policy(small_config(**{"outer.save_every": 2}), tmp_path / "every2")
     assert saved_at == [0, 2, 4, 6]  # the uniform run, every 2 epochs, and the end (epoch 5)
+    # a hard kill: the run goes on from its last save and gives the uninterrupted run's numbers
+    again = optimize_policy(small_config(**{"outer.save_every": 2}), killed, resume=True)
+    for key in ("objective_per_epoch", "kept_epoch", "lowest_objective_epoch"):
+        assert again[key] == whole[key], key
     # interrupted in epoch 3: the finished epoch 2, which was not due, is saved on the way out
     real = run_module.hypergradient
     calls = {"n": 0}
@@ -134,6 +142,8 @@ def test_a_run_saved_every_k_epochs_resumes_from_its_last_save(tmp_path, monkeyp
     # save_every may change on resume (it changes no number); the time budget saves at once
     resumed = optimize_policy(small_config(**{"outer.save_every": 10}), part, resume=True)
     assert saved_at == [6]
+    record = json.loads((part / "config.json").read_text())
+    assert record["config"]["outer"]["save_every"] == 10 and "extensions" not in record
     for key in ("objective_per_epoch", "kept_epoch", "lowest_objective_epoch"):
         assert resumed[key] == whole[key], key
     stopped = tmp_path / "stopped"

@@ -209,7 +209,7 @@ def test_two_process_scoring_equals_one_process(corpus, reference_run, tmp_path)
     ranks = on_processes(
         tmp_path / "spawn",
         _select_on_rank,
-        timeout_s=600,
+        timeout_s=120,
         config_json=json.dumps(config),
         out=str(out),
     )

@@ -8,7 +8,7 @@ import os
 import platform
 import sys
 import tempfile
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -48,11 +48,18 @@ def atomic_write(path: str | Path, write: Callable[[Path], None]) -> Path:
     return path
 
 
-def remove_partial_writes(folder: Path) -> None:
+def remove_partial_writes(folder: Path, earlier_names: Iterable[str] = ()) -> None:
     """Delete the temporaries that a killed ``atomic_write`` left in ``folder`` (only files
-    named as it names them: nothing else in the folder is touched)."""
-    for p in folder.glob(f".*.{PARTIAL}.*.tmp"):
-        if p.is_file() and not p.is_symlink():
+    named as it names them: nothing else in the folder is touched). ``earlier_names``: files
+    whose temporaries may have the form that learnlaw used before, ``.NAME.XXXXXXXX.tmp``
+    (mkstemp's eight characters), which are deleted too."""
+    import re
+
+    names = "|".join(map(re.escape, earlier_names))
+    earlier = re.compile(rf"\.({names})\.[a-z0-9_]{{8}}\.tmp") if names else None
+    for p in folder.glob(".*.tmp"):
+        ours = f".{PARTIAL}." in p.name or (earlier is not None and earlier.fullmatch(p.name))
+        if ours and p.is_file() and not p.is_symlink():
             p.unlink(missing_ok=True)
 
 

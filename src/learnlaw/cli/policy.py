@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import shlex
 import sys
 from pathlib import Path
@@ -122,11 +123,14 @@ def optimize_command(
             )
     except KeyboardInterrupt:
         if reports_errors():
-            click.echo(
-                "interrupted; the last finished epoch is saved: continue with "
-                f"--resume --out {out_dir}",
-                err=True,
+            k, processes = config.outer.save_every, int(os.environ.get("WORLD_SIZE", "1"))
+            # one process saves its finished epochs on the way out; several keep the last save
+            saved = (
+                "the last finished epoch is saved"
+                if k == 1 or processes == 1
+                else f"the last checkpoint (every {k} epochs) is kept"
             )
+            click.echo(f"interrupted; {saved}: continue with --resume --out {out_dir}", err=True)
         raise SystemExit(130) from None
     if comm.rank != 0:
         return  # rank 0 prints the summary

@@ -109,6 +109,9 @@ def optimize(
     comm = Comm.of(process_group)
     with comm.failures():
         task, config = resolve_task(task, config, comm.run_device(config.train.device))
+        refusal = config.train.autocast != "none" and task.autocast_refusal()
+        if refusal:
+            raise UserError(f"train.autocast = {config.train.autocast!r}: {refusal}")
         work = task.for_run(comm, DTYPES.get(config.train.autocast))  # this rank's examples
         return _optimize(
             task,
@@ -243,8 +246,8 @@ def _optimize(task, work, config, out, comm, *, resume, overwrite, quiet, max_se
                 )
                 stopped_early = comm.any(over_budget) and state["epoch"] <= epochs
                 if stopped_early or state["epoch"] > epochs or state["epoch"] % save_every == 0:
+                    saved = state["epoch"]  # first: a save that fails is not retried on the way out
                     checkpoint(state)
-                    saved = state["epoch"]
                 bar.update(1)
                 bar.set_postfix(
                     J=f"{run.objective:.4g}",

@@ -141,7 +141,7 @@ class RunFolder:
         path = create_folder(path, "run")
         lock_fd = lock_folder(path)
         try:
-            remove_partial_writes(path)
+            remove_partial_writes(path, earlier_names=_owned_names())
             if resume:
                 saved = _read_record(path)
                 run_id = saved.get("run_id") or ""
@@ -182,9 +182,10 @@ class RunFolder:
 
     def load_checkpoint(self, task: Task, config: PolicyConfig) -> dict[str, Any]:
         """The saved state of this run, checked against the run and the configuration (an
-        extension to more outer epochs is recorded in config.json once the state is read)."""
+        extension to more outer epochs, or a new save_every, is recorded in config.json once the
+        state is read)."""
         state = read_checkpoint(self.path, task, config, self.run_id)
-        _record_extension(self.path, _read_record(self.path), config, self.command)
+        _record_resume(self.path, _read_record(self.path), config, self.command)
         return state
 
     # ---- outputs ---------------------------------------------------------------------------
@@ -312,21 +313,24 @@ def _extends(saved_outer: dict[str, Any], outer: dict[str, Any]) -> bool:
     return outer.get("decay") == "none" and outer["epochs"] > saved_outer["epochs"]
 
 
-def _record_extension(path: Path, saved: dict[str, Any], config: PolicyConfig, command: str):
-    """config.json of an extended run: the new number of outer epochs, and in ``extensions``
-    each extension's epochs before and after and the command that made it."""
+def _record_resume(path: Path, saved: dict[str, Any], config: PolicyConfig, command: str):
+    """config.json of a resumed run: the configuration it goes on with, where that extends the
+    run (with, in ``extensions``, each extension's epochs before and after and its command) or
+    changes a key no number depends on (``outer.save_every``)."""
     current = config.to_json()
     before = _with_defaults(saved["config"], config)
-    if _differences(before, current) or before["outer"]["epochs"] == current["outer"]["epochs"]:
-        return
-    prior = saved.get("extensions")
-    entry = {
-        "from_epochs": before["outer"]["epochs"],
-        "to_epochs": current["outer"]["epochs"],
-        "command": command,
-    }
-    extensions = [*(prior if isinstance(prior, list) else []), entry]
-    write_json(path / "config.json", {**saved, "config": current, "extensions": extensions})
+    if _differences(before, current) or before == current:
+        return  # the same run as it was (a different one is refused by read_checkpoint)
+    record = {**saved, "config": current}
+    if before["outer"]["epochs"] != current["outer"]["epochs"]:
+        prior = saved.get("extensions")
+        entry = {
+            "from_epochs": before["outer"]["epochs"],
+            "to_epochs": current["outer"]["epochs"],
+            "command": command,
+        }
+        record["extensions"] = [*(prior if isinstance(prior, list) else []), entry]
+    write_json(path / "config.json", record)
 
 
 def _reopen_last_epoch(state: dict[str, Any], config: PolicyConfig) -> None:

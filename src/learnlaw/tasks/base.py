@@ -137,6 +137,11 @@ class Task:
         task.comm, task.autocast = comm, autocast
         return task
 
+    def autocast_refusal(self) -> str | None:
+        """Why this task cannot run its passes under ``train.autocast`` (None: it can); a new
+        run refuses the setting with this reason."""
+        return None
+
     def local(self, split: str) -> tuple[int, int]:
         """This process's examples ``a..b-1`` of ``split`` (all of them on one process)."""
         return self.comm.block(self.sizes[split])

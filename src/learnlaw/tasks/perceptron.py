@@ -120,11 +120,6 @@ class PerceptronTask(Task):
         self._eval_y = torch.cat([self.y_local[k] for k in self._eval_splits])
 
     def for_run(self, comm=SINGLE, autocast=None):
-        if autocast is not None and self.config.analytic:  # its closed forms bypass autocast
-            raise UserError(
-                "train.autocast: the perceptron's analytic path computes in train.dtype; set "
-                "perceptron.analytic = false to run its passes under autocast"
-            )
         task = super().for_run(comm, autocast)
         if task.comm is not self.comm:
             task._prepare_fast_path()
@@ -136,6 +131,14 @@ class PerceptronTask(Task):
         x, y = self.x[split][start:stop], self.y[split][start:stop]
         z = x @ theta
         return F.softplus(z) - y * z  # binary cross-entropy of sigmoid(z), computed stably
+
+    def autocast_refusal(self):
+        if self.config.analytic:  # its closed forms never enter an autocast region
+            return (
+                "the perceptron's analytic path computes in train.dtype; set "
+                "perceptron.analytic = false to run its passes under autocast"
+            )
+        return None
 
     # ---- analytic fast path -------------------------------------------------------------------
     def train_gradient(self, theta, gamma):
