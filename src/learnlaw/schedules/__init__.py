@@ -3,6 +3,7 @@
 from learnlaw.schedules.families import DECAY_SHAPES, decay_curve, wsd_decay_start
 from learnlaw.schedules.schedule import (
     Schedule,
+    as_schedule,
     detect_warmup,
     parse_schedule,
     read_schedule_csv,
@@ -11,6 +12,7 @@ from learnlaw.schedules.schedule import (
 __all__ = [
     "DECAY_SHAPES",
     "Schedule",
+    "as_schedule",
     "decay_curve",
     "detect_warmup",
     "parse_schedule",

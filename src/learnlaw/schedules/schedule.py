@@ -220,7 +220,9 @@ class Schedule:
     def spec(self) -> str:
         """The spec string this schedule parses from (not available for point schedules)."""
         if self.kind == "points":
-            raise ValueError("a point schedule has no spec string")
+            raise UserError(
+                "a schedule of logged points has no spec string (to_json() describes it)"
+            )
         return spec_format.format_spec(self.kind, self.params)
 
     def to_json(self) -> dict[str, Any]:
@@ -300,3 +302,16 @@ def read_schedule_csv(path: str | Path, warmup: int | None = None) -> Schedule:
 def parse_schedule(spec: str) -> Schedule:
     """Parse ``kind:key=value,...`` into a validated :class:`Schedule` (``Schedule.parse``)."""
     return Schedule.parse(spec)
+
+
+def as_schedule(value: Schedule | str, what: str = "schedule") -> Schedule:
+    """A ``Schedule``, or the schedule a spec string describes (what the command line takes);
+    anything else is refused naming ``what``."""
+    if isinstance(value, Schedule):
+        return value
+    if isinstance(value, str):
+        return Schedule.parse(value)
+    raise UserError(
+        f"{what}: expected a Schedule or a spec string such as 'cosine:peak=3e-4,total=10000', "
+        f"got {type(value).__name__}"
+    )
