@@ -188,3 +188,55 @@ def test_fit_leaves_out_points_inside_the_warmup():
     assert law_points(curves[0]).steps.tolist() == steps[after].tolist()
     assert law.fit_info_["curves"][0]["first_step"] == 500
     assert law.params_["alpha"] == pytest.approx(0.55, rel=1e-3)
+
+
+# ---- what a user passes from Python -------------------------------------------------------
+def test_a_curve_built_from_arrays_is_cleaned_and_checked_as_a_read_log_is():
+    steps = np.array([600, 700, 700, 800, 650, 900])
+    losses = np.array([3.0, 2.9, 2.8, np.nan, 2.95, np.inf])
+    curve = LossCurve(steps, losses, "cosine:peak=3e-4,total=1000,warmup=500", name="run")
+    assert curve.steps.tolist() == [600, 650, 700] and curve.losses.tolist() == [3.0, 2.95, 2.8]
+    assert curve.warmup_steps == 500  # the schedule's, when not given
+    assert any("2 NaN or infinite" in n for n in curve.notes)
+    assert any("repeated steps" in n for n in curve.notes)
+    for bad, fragment in (
+        ({"losses": [3.0, -1.0]}, "loss must be positive"),
+        ({"steps": [1.5, 2]}, "not a non-negative integer"),
+        ({"steps": [1, 2, 3]}, "equal length"),
+        ({"losses": [np.nan, np.nan]}, "no finite loss"),
+    ):
+        args = {"steps": [1, 2], "losses": [3.0, 2.0], **bad}
+        with pytest.raises(UserError, match=fragment):
+            LossCurve(args["steps"], args["losses"], name="run")
+    with pytest.raises(UserError, match="expected a Schedule or a spec string"):
+        LossCurve([1, 2], [3.0, 2.0], schedule=3e-4)
+
+
+def test_predict_takes_specs_and_single_steps_and_says_nan_inside_the_warmup():
+    from learnlaw.laws import MultiPowerLaw
+
+    steps = np.arange(600, 20000, 200)
+    curves = _synthetic((2.6, 0.43, 0.55, 0.41), 0.999, SCHEDULES[:2], steps, noise=0)
+    momentum = MomentumLaw(lam=0.999).fit(curves[0])  # one curve needs no list
+    assert momentum.params_ == MomentumLaw(lam=0.999).fit([curves[0]]).params_
+    spec = "wsd:peak=3e-4,final=3e-5,warmup=500,total=20000,decay_frac=0.2"
+    whole = momentum.predict(parse_schedule(spec), [0, 1, 499, 500, 12000])
+    assert np.isnan(whole[:3]).all() and np.isfinite(whole[3:]).all()
+    assert momentum.predict(spec, 12000) == whole[-1]  # a spec string; one step, one float
+    assert momentum.predict(spec, 12000.0) == whole[-1]
+    multipower = MultiPowerLaw().fit(curves)
+    assert np.isnan(multipower.predict(spec, [1, 499])).all()  # the same rule for every law
+    for steps_, fragment in (([12000.5], "whole step numbers"), ([-1, 600], "is negative")):
+        with pytest.raises(UserError, match=fragment):
+            momentum.predict(spec, steps_)
+    with pytest.raises(UserError, match=r"read a log with learnlaw\.read_curve"):
+        MomentumLaw().fit(["constant.csv"])
+
+
+def test_a_fit_without_a_decaying_run_says_its_annealing_term_is_undetermined():
+    steps = np.arange(600, 20000, 200)
+    constant, cosine = _synthetic((2.6, 0.43, 0.55, 0.41), 0.999, SCHEDULES[:2], steps, 3e-4)
+    alone = MomentumLaw(lam=0.999).fit([constant]).fit_info_["notes"]
+    assert any("annealing term is not determined" in n for n in alone)
+    both = MomentumLaw(lam=0.999).fit([constant, cosine]).fit_info_["notes"]
+    assert not any("annealing term" in n for n in both)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -21,7 +22,7 @@ from learnlaw.files import write_json as _write_json_file
 from learnlaw.io import LOSS_ALIASES, LR_ALIASES, SIZE_ALIASES, Table, clean_losses, read_table
 from learnlaw.io.table import normalise
 from learnlaw.io.text import read_text
-from learnlaw.schedules import Schedule
+from learnlaw.schedules import Schedule, as_schedule
 
 # model sizes in millions or billions (a "K" suffix in a file name is usually a step count)
 _SIZE_TOKEN = re.compile(r"^(\d+(?:\.\d+)?)([MBT])$", re.IGNORECASE)
@@ -44,25 +45,48 @@ def parse_model_size(text: str) -> float:
 class LossCurve:
     """One training run: losses at logged steps and the learning rate at every step.
 
-    ``schedule`` gives the learning rate at any step (a spec family or interpolated logged
-    points, step changes held). Steps ``0..warmup_steps-1`` are a linear warmup, which each law treats by its own
-    convention (the momentum law counts it at the peak LR; the Multi-Power Law by its area).
+    ``schedule`` gives the learning rate at any step (a ``Schedule`` or a spec string: a spec
+    family or interpolated logged points, step changes held). Steps ``0..warmup_steps-1`` are a
+    linear warmup (default: the schedule's), which each law treats by its own convention (the
+    momentum law counts it at the peak LR; the Multi-Power Law by its area).
+
+    Built from arrays, a curve is cleaned as ``read_curve`` cleans a log: NaN or infinite
+    losses and repeated steps are dropped and sorted (saying so in ``notes``); steps that are
+    not whole non-negative numbers and losses that are not positive are refused.
     """
 
     steps: np.ndarray
     losses: np.ndarray
     schedule: Schedule | None = None
-    warmup_steps: int = 0
+    warmup_steps: int | None = None
     name: str = ""
     model_size: float | None = None
     metadata: dict[str, Any] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
 
     def __post_init__(self) -> None:
-        self.steps = np.asarray(self.steps, dtype=np.int64)
-        self.losses = np.asarray(self.losses, dtype=float)
-        if self.steps.shape != self.losses.shape or self.steps.ndim != 1:
-            raise ValueError("steps and losses must be 1-D arrays of equal length")
+        label = self.name or "curve"
+        if self.schedule is not None:
+            self.schedule = as_schedule(self.schedule, f"{label}: schedule")
+        if self.warmup_steps is None:
+            self.warmup_steps = self.schedule.warmup if self.schedule is not None else 0
+        steps, losses = np.asarray(self.steps), np.asarray(self.losses, dtype=float)
+        if steps.ndim != 1 or steps.shape != losses.shape:
+            raise UserError(
+                f"{label}: steps and losses must be 1-D arrays of equal length, got shapes "
+                f"{steps.shape} and {losses.shape}"
+            )
+        clean = (
+            np.issubdtype(steps.dtype, np.integer)
+            and len(steps) > 0
+            and steps[0] >= 0
+            and bool(np.all(np.diff(steps) > 0))
+            and bool(np.all(np.isfinite(losses) & (losses > 0)))
+        )
+        if clean:  # the common case, without a copy
+            self.steps, self.losses = steps.astype(np.int64, copy=False), losses
+        else:
+            self.steps, self.losses = clean_losses(label, "losses", steps, losses, self.notes)
 
     @property
     def last_step(self) -> int:
@@ -122,6 +146,22 @@ class LossCurve:
         return replace(self, losses=losses, notes=[*self.notes, note])
 
 
+def as_curves(curves: LossCurve | Iterable[LossCurve], what: str = "curves") -> list[LossCurve]:
+    """A list of curves from one ``LossCurve`` or several; anything else (a file name: read
+    it with ``read_curve``) is refused naming ``what``."""
+    items = [curves] if isinstance(curves, LossCurve) else curves
+    if isinstance(items, (str, Path)) or not isinstance(items, Iterable):
+        items = [items]
+    items = list(items)
+    for item in items:
+        if not isinstance(item, LossCurve):
+            hint = " (read a log with learnlaw.read_curve)" if isinstance(item, (str, Path)) else ""
+            raise UserError(f"{what}: expected LossCurve objects, got {type(item).__name__}{hint}")
+    if not items:
+        raise UserError(f"{what}: no curves given")
+    return items
+
+
 def smooth_losses(losses: np.ndarray, window: int) -> np.ndarray:
     """A local quadratic (Savitzky-Golay) fit of log-loss over ``window`` neighbouring points
     (rounded up to odd; the losses themselves when there are too few points).
@@ -170,7 +210,7 @@ def read_curve(
     *,
     loss_column: str | None = None,
     lr_column: str | None = None,
-    schedule: Schedule | None = None,
+    schedule: Schedule | str | None = None,
     warmup_steps: int | None = None,
     model_size: float | None = None,
     name: str | None = None,
@@ -195,13 +235,14 @@ def read_curve(
         table = read_table(path, keep=lambda name: name in aliases)
         curve = _curve_from_table(table, loss_column, lr_column)
     if schedule is not None:
+        schedule = as_schedule(schedule)
         if curve.schedule is not None:
             curve.notes.append("the given schedule replaces the learning rates in the file")
         curve.schedule = schedule
     if curve.schedule is None:
         raise UserError(
             f"{path}: no learning-rate column (expected one of {', '.join(LR_ALIASES[:4])}); "
-            "give the schedule with --schedule SPEC"
+            "give the schedule (--schedule SPEC; schedule= in Python)"
         )
     if warmup_steps is not None:
         if warmup_steps < 0:
@@ -227,7 +268,7 @@ def _curve_from_table(table: Table, loss_column: str | None, lr_column: str | No
         raise UserError(
             f"{table.path}: missing a loss column; expected one of {', '.join(LOSS_ALIASES[:8])} "
             f"(found {', '.join(table.columns or table.series) or 'none'}); choose one with "
-            "--loss-column"
+            "--loss-column (loss_column= in Python)"
         )
     notes = list(table.notes)
     if len(losses) > 1:
@@ -262,6 +303,7 @@ def _curve_from_table(table: Table, loss_column: str | None, lr_column: str | No
         steps,
         values,
         schedule,
+        warmup_steps=0,  # read_curve takes it from the schedule or detects it, with a note
         model_size=size,
         notes=notes,
         metadata={"source": table.path, "loss_column": losses[0]},
@@ -291,29 +333,26 @@ def _is_curve_json(path: Path) -> bool:
 
 def _read_curve_json(path: Path) -> LossCurve:
     obj = json.loads(read_text(path))
+    notes: list[str] = []
     try:
+        steps = np.array(obj["steps"], dtype=float)
+        losses = np.array(obj["losses"], dtype=float)
+        if steps.ndim != 1 or steps.shape != losses.shape:
+            raise ValueError("steps and losses must be lists of equal length")
+        steps, losses = clean_losses(str(path), "losses", steps, losses, notes)
         schedule = Schedule.from_json(obj["schedule"]) if obj.get("schedule") else None
-        curve = LossCurve(
-            np.array(obj["steps"]),
-            np.array(obj["losses"], dtype=float),
+        return LossCurve(
+            steps,
+            losses,
             schedule,
             warmup_steps=int(obj.get("warmup_steps", 0)),
             name=obj.get("name", ""),
             model_size=obj.get("model_size"),
             metadata=obj.get("metadata", {}),
+            notes=notes,
         )
     except (KeyError, TypeError, ValueError) as exc:
         raise UserError(f"{path}: not a valid learnlaw curve file ({exc})") from None
-    except UserError as exc:
-        raise UserError(f"{path}: {exc}") from None
-    curve.steps, curve.losses = clean_losses(
-        str(path),
-        "losses",
-        np.array(obj["steps"], dtype=float),
-        np.array(obj["losses"], dtype=float),
-        curve.notes,
-    )
-    return curve
 
 
 def curve_to_json(curve: LossCurve) -> dict[str, Any]:

@@ -16,7 +16,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from learnlaw.curves import LossCurve, noise
+from learnlaw.curves import LossCurve, as_curves, noise
 from learnlaw.errors import UserError
 from learnlaw.laws import fitting
 from learnlaw.laws.inputs import LawInput, first_law_step, law_input, law_points
@@ -134,6 +134,7 @@ class Law:
         one warm start. With ``bootstrap=N`` the law is also refitted on N resamplings of the
         points (``bootstrap_params_``, used by ``predict_bands``). ``progress`` shows a bar.
         """
+        curves = as_curves(curves, f"{self.name} law fit")
         with fitting.progress(f"fitting the {self.name} law", progress):
             return self._fit_all(curves, start)
 
@@ -151,7 +152,7 @@ class Law:
         began = time.perf_counter()
         self.params_, objective = self._fit(inputs, steps, losses, start=start)
         seconds = time.perf_counter() - began
-        notes = [*notes, *self._notes]
+        notes = [*notes, *self._notes, *_undetermined_annealing(inputs, steps)]
         per_curve = []
         for c, inp, s, y, z in zip(curves, inputs, steps, losses, noises):
             m = curve_metrics(self._predict(self.params_, inp, s), y)
@@ -269,13 +270,17 @@ class Law:
     ) -> np.ndarray:
         """Predicted loss.
 
-        - ``predict(curve)``: at the curve's logged steps, NaN at step 0 and inside the warmup
-          (no law describes them; ``law_points(curve)`` gives the points with a prediction);
-        - ``predict(schedule, steps)``: at the given steps (>= 1);
+        - ``predict(curve)``: at the curve's logged steps;
+        - ``predict(schedule, steps)``: at the given steps (a schedule or its spec string; one
+          step gives a float);
         - ``predict(schedule)``: at every step from the end of the warmup to the schedule's
           total (``learnlaw.planning.predict_schedule`` returns those steps with the losses).
+
+        NaN at step 0 and inside the warmup: no law describes them (``law_points(curve)``
+        gives a curve's points with a prediction).
         """
-        return self._predict_checked(self.params_fitted(), target, steps, warmup_steps, model_size)
+        out = self._predict_checked(self.params_fitted(), target, steps, warmup_steps, model_size)
+        return float(out[0]) if steps is not None and np.ndim(steps) == 0 else out
 
     def predict_bands(
         self,
@@ -320,16 +325,15 @@ class Law:
 
     def _predict_checked(self, params, target, steps, warmup_steps, model_size) -> np.ndarray:
         inp, steps = law_input(target, steps, warmup_steps=warmup_steps, model_size=model_size)
-        if isinstance(target, LossCurve):
-            # the curve's own steps: NaN where no law speaks (step 0, inside the warmup)
-            inside = steps >= first_law_step(inp.warmup)
-            out = np.full(len(steps), np.nan)
-            if inside.any():
-                self._check_input(inp, steps[inside])
-                out[inside] = self._predict(params, inp, steps[inside])
-            return out
-        self._check_input(inp, steps)
-        return self._predict(params, inp, steps)
+        if len(steps) and int(steps.min()) < 0:
+            raise UserError(f"{inp.name or 'schedule'}: step {int(steps.min())} is negative")
+        # NaN where no law speaks (step 0, inside the warmup), whatever the target
+        inside = steps >= first_law_step(inp.warmup)
+        out = np.full(len(steps), np.nan)
+        if inside.any():
+            self._check_input(inp, steps[inside])
+            out[inside] = self._predict(params, inp, steps[inside])
+        return out
 
     def params_fitted(self) -> dict[str, float]:
         if not hasattr(self, "params_"):
@@ -413,6 +417,20 @@ class Law:
         info = obj.get("fit") or {}
         law.fit_info_ = info if isinstance(info, dict) else {}
         return law
+
+
+def _undetermined_annealing(inputs: list[LawInput], steps: list[np.ndarray]) -> list[str]:
+    """A note when no fitted run lowers its LR after the warmup: then nothing in the data sets
+    the loss drop that a decay brings (C of the momentum law, B of the Multi-Power Law)."""
+    for inp, s in zip(inputs, steps):
+        eta = inp.lrs[inp.warmup : int(s[-1]) + 1]
+        if len(eta) and eta.min() < 0.9 * inp.peak:
+            return []
+    return [
+        "no fitted run lowers its learning rate below 90% of its peak: the law's annealing "
+        "term is not determined by these runs, so its predictions for schedules that decay "
+        "are guesses; fit a run that decays too"
+    ]
 
 
 def _is_number(value: Any) -> bool:

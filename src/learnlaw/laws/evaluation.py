@@ -11,7 +11,7 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 
-from learnlaw.curves import LossCurve, noise
+from learnlaw.curves import LossCurve, as_curves, noise
 from learnlaw.laws.base import Law
 from learnlaw.laws.inputs import LawInput, law_input
 from learnlaw.laws.metrics import curve_metrics
@@ -105,8 +105,9 @@ def final_loss(losses: np.ndarray, points: int = FINAL_POINTS) -> float:
     return float(np.exp(np.polyval(coef, x[-1])))
 
 
-def score_curves(law: Law, curves: list[LossCurve]) -> Scores:
+def score_curves(law: Law, curves: LossCurve | list[LossCurve]) -> Scores:
     """Every curve's score and the overall ones."""
+    curves = as_curves(curves, "score_curves")
     scores, rel = [], []
     for c in curves:
         kept = law.points(c)

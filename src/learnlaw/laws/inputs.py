@@ -12,7 +12,7 @@ import numpy as np
 from learnlaw.curves import LossCurve
 from learnlaw.errors import UserError
 from learnlaw.limits import check_memory
-from learnlaw.schedules import Schedule
+from learnlaw.schedules import Schedule, as_schedule
 
 
 @dataclass
@@ -50,26 +50,42 @@ def first_law_step(warmup: int) -> int:
     return max(int(warmup), 1)
 
 
+def _step_array(steps) -> np.ndarray:
+    """Steps as a 1-D integer array (a single step becomes one), whole numbers only."""
+    arr = np.atleast_1d(np.asarray(steps))
+    if arr.ndim != 1 or not (
+        np.issubdtype(arr.dtype, np.integer)
+        or (np.issubdtype(arr.dtype, np.floating) and np.all(arr == np.round(arr)))
+    ):
+        raise UserError(
+            f"steps: expected whole step numbers, got {np.asarray(steps).tolist()!r:.80}"
+        )
+    return arr.astype(np.int64)
+
+
 def law_input(
-    target: LossCurve | Schedule | LawInput,
+    target: LossCurve | Schedule | str | LawInput,
     steps: np.ndarray | None = None,
     *,
     warmup_steps: int | None = None,
     model_size: float | None = None,
 ) -> tuple[LawInput, np.ndarray]:
-    """Turn a curve, a schedule or a law input into ``(LawInput, steps)``.
+    """Turn a curve, a schedule (or its spec string) or a law input into ``(LawInput, steps)``.
 
     Default steps: a curve's logged steps; a schedule's every step from the end of its warmup
     to its total."""
+    if isinstance(target, str):
+        target = as_schedule(target)
+    if steps is not None:
+        steps = _step_array(steps)
     if isinstance(target, LawInput):
         if steps is None:
             steps = np.arange(first_law_step(target.warmup), len(target.lrs))
-        steps = np.asarray(steps, dtype=np.int64)
         if len(steps) and int(steps.max()) >= len(target.lrs):
             raise ValueError("the law input's LR array does not reach the last requested step")
         return target, steps
     if isinstance(target, LossCurve):
-        steps = target.steps if steps is None else np.asarray(steps, dtype=np.int64)
+        steps = target.steps if steps is None else steps
         schedule, name = target.schedule, target.name
         warmup = target.warmup_steps if warmup_steps is None else warmup_steps
         size = target.model_size if model_size is None else model_size
@@ -83,11 +99,11 @@ def law_input(
                     "(law.predict(schedule, steps))"
                 )
             steps = np.arange(first_law_step(warmup), target.total + 1)
-        steps = np.asarray(steps, dtype=np.int64)
         size = model_size
     else:
-        raise TypeError(
-            f"a law predicts a LossCurve, a Schedule or a LawInput, not {type(target).__name__}"
+        raise UserError(
+            "a law predicts a LossCurve, a Schedule (or its spec string) or a LawInput, not "
+            f"{type(target).__name__}"
         )
     if schedule is None:
         raise UserError(f"{name or 'curve'}: no learning-rate schedule known")

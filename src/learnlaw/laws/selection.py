@@ -23,7 +23,7 @@ from typing import Any
 
 import numpy as np
 
-from learnlaw.curves import LossCurve
+from learnlaw.curves import LossCurve, as_curves
 from learnlaw.errors import UserError
 from learnlaw.laws.base import Law
 from learnlaw.laws.forward_momentum import ForwardMomentumLaw
@@ -154,6 +154,7 @@ def select_law(
     ``make_folds`` and fit the choice on every curve. ``data`` are the data hyper-parameters
     every candidate gets (``delta``, ``max_points``, ``fit_from``, ``smooth``, ``bootstrap``,
     ``seed``); the folds use the points they select."""
+    curves = as_curves(curves, "select_law")
     if candidates is None:
         candidates = default_candidates(curves)
     if not candidates:
