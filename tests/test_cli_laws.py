@@ -148,6 +148,13 @@ def test_bad_inputs_exit_2_with_one_line(curve_files, tmp_path, capsys):
         ]
         == 0
     )
+    sweep = ["schedule", "sweep", fit, "--total", 12000, "--peak", 3e-4, "--no-plot"]
+    for fractions, fragment in [
+        ("0.3/1.5/-1", "--fractions '0.3/1.5/-1': every fraction must be in (0, 1], got 1.5"),
+        ("0.3/nan", "--fractions '0.3/nan': every fraction must be in (0, 1], got nan"),
+        ("/", "--fractions '/': expected numbers separated by /"),
+    ]:
+        _one_line_error(*run_cli([*sweep, "--fractions", fractions], capsys), fragment)
     _one_line_error(
         *run_cli(["law", "predict", fit, "--schedule", "zigzag:peak=1", "--steps", 10], capsys),
         "unknown kind 'zigzag'",

@@ -11,7 +11,7 @@ from learnlaw.errors import UserError
 from learnlaw.laws.base import Law
 from learnlaw.laws.inputs import first_law_step
 from learnlaw.limits import check_memory
-from learnlaw.schedules import Schedule, wsd_decay_start
+from learnlaw.schedules import Schedule, as_schedule, wsd_decay_start
 
 MAX_PREDICTED = 100_000  # steps of one predicted curve (a longer schedule is predicted every k)
 
@@ -57,13 +57,20 @@ def fit_warmup(law: Law) -> int | None:
     return warmups.pop() if len(warmups) == 1 else None
 
 
+def warmup_or_fits(law: Law, warmup: int | None) -> int:
+    """``warmup`` if given, else the fit's (0 when its curves disagree): a schedule designed
+    through the law starts as the fitted runs did unless told otherwise."""
+    return int(warmup) if warmup is not None else fit_warmup(law) or 0
+
+
 def with_fit_warmup(
-    law: Law, schedule: Schedule, warmup: int | None = None
+    law: Law, schedule: Schedule | str, warmup: int | None = None
 ) -> tuple[Schedule, str | None]:
     """``schedule`` behind the warmup its prediction should assume, and a note when it was
     not the schedule's own: ``warmup`` if given (it must agree with a warmup the schedule
     has), else the fit's warmup for a schedule without one (a log that starts after its
     warmup, a spec without ``warmup=``), as the fitted runs had."""
+    schedule = as_schedule(schedule)
     label = schedule_label(schedule)
     if warmup is not None:
         if schedule.warmup and schedule.warmup != warmup:
@@ -91,7 +98,8 @@ def resolve_total(schedule: Schedule, total: int | None, label: str) -> int:
     total = total if total is not None else schedule.total
     if total is None:
         raise UserError(
-            f"{label}: the schedule has no total; give total=N in the spec or --steps N"
+            f"{label}: the schedule has no total; give total=N in the spec, or --steps N "
+            "(the total argument)"
         )
     if total < 2:
         raise UserError(f"{label}: total steps must be at least 2, got {total}")
@@ -100,7 +108,7 @@ def resolve_total(schedule: Schedule, total: int | None, label: str) -> int:
 
 def predict_schedule(
     law: Law,
-    schedule: Schedule,
+    schedule: Schedule | str,
     total: int | None = None,
     *,
     model_size: float | None = None,
@@ -112,8 +120,9 @@ def predict_schedule(
     predicted; the last step always is).
 
     Steps inside the warmup are left out: the laws count warmup at the peak LR, so their
-    values there describe no real run.
+    values there describe no real run. ``schedule`` may be a spec string.
     """
+    schedule = as_schedule(schedule)
     label = label or schedule_label(schedule)
     total = resolve_total(schedule, total, label)
     first = first_law_step(schedule.warmup)
@@ -192,7 +201,7 @@ class ScheduleComparison:
 
 def compare_schedules(
     law: Law,
-    schedules: list[Schedule],
+    schedules: list[Schedule | str],
     total: int | None = None,
     *,
     labels: list[str] | None = None,
@@ -201,10 +210,17 @@ def compare_schedules(
 ) -> ScheduleComparison:
     """Predicted curves of several schedules (each to its own total unless ``total`` is given),
     and which of them the fit cannot separate from the best (``Separation`` at ``level``; fits
-    with bootstrap refits)."""
+    with bootstrap refits). Schedules may be spec strings; ``labels`` (default: the specs) has
+    one name per schedule."""
+    if isinstance(schedules, (str, Schedule)):
+        raise UserError("schedules: expected a list of schedules, got a single one")
+    schedules = [as_schedule(s, f"schedules[{i}]") for i, s in enumerate(schedules)]
     if not schedules:
         raise UserError("give at least one schedule to compare")
-    labels = labels or [schedule_label(s) for s in schedules]
+    if labels is None:
+        labels = [schedule_label(s) for s in schedules]
+    elif len(labels) != len(schedules):
+        raise UserError(f"labels: expected one per schedule ({len(schedules)}), got {len(labels)}")
     predictions = [
         predict_schedule(law, s, total, model_size=model_size, label=label)
         for s, label in zip(schedules, labels)
@@ -229,12 +245,28 @@ class WsdSweep:
     fractions: np.ndarray
     final_losses: np.ndarray
     schedules: list[Schedule]
+    warmup: int  # the schedules' (given, or the fit's)
     separation: Separation | None = None
 
     @property
     def best(self) -> WsdChoice:
         i = int(np.argmin(self.final_losses))
         return WsdChoice(float(self.fractions[i]), float(self.final_losses[i]), self.schedules[i])
+
+
+def check_fractions(fractions, what: str = "fractions") -> np.ndarray:
+    """``fractions`` as an array of WSD decay fractions, each in (0, 1]; anything else is
+    refused naming ``what``."""
+    try:
+        values = np.asarray(fractions, dtype=float)
+    except (TypeError, ValueError):
+        values = None
+    if values is None or values.ndim != 1 or len(values) == 0:
+        raise UserError(f"{what}: expected a list of decay fractions, e.g. [0.1, 0.2, 0.3]")
+    bad = values[~((values > 0) & (values <= 1))]  # NaN included
+    if len(bad):
+        raise UserError(f"{what}: every fraction must be in (0, 1], got {bad[0]:g}")
+    return values
 
 
 def sweep_wsd(
@@ -244,17 +276,21 @@ def sweep_wsd(
     *,
     final: float = 0.0,
     shape: str = "linear",
-    warmup: int = 0,
+    warmup: int | None = None,
     fractions: np.ndarray | list[float] | None = None,
     model_size: float | None = None,
     level: float = 0.9,
 ) -> WsdSweep:
     """Sweep the decay fraction of ``Schedule.wsd(peak, total, ...)`` (default 5%, 10%, ...,
-    100%); fractions whose decay would start inside the warmup are skipped."""
+    100%); fractions whose decay would start inside the warmup are skipped. ``warmup``
+    defaults to the fit's, as the fitted runs had (0 when their warmups differ)."""
+    warmup = warmup_or_fits(law, warmup)
+    if total <= warmup:
+        raise UserError(f"total {total}: must exceed the warmup ({warmup} steps)")
     if fractions is None:
         fractions = np.round(np.arange(0.05, 1.0001, 0.05), 4)
     kept, losses, schedules = [], [], []
-    for fraction in np.asarray(fractions, dtype=float):
+    for fraction in check_fractions(fractions):
         start = wsd_decay_start({"total": total, "decay_frac": float(fraction)})
         if start < warmup or start >= total:
             continue  # the decay would begin inside the warmup, or not at all
@@ -268,7 +304,7 @@ def sweep_wsd(
         raise UserError(f"no decay fraction fits after a warmup of {warmup} steps in {total} steps")
     best = int(np.argmin(losses))
     sep = separation(law, schedules, total, best, level=level, model_size=model_size)
-    return WsdSweep(np.array(kept), np.array(losses), schedules, sep)
+    return WsdSweep(np.array(kept), np.array(losses), schedules, warmup, sep)
 
 
 @dataclass
@@ -291,11 +327,12 @@ def optimize_schedule(
     total: int,
     peak: float,
     *,
-    warmup: int = 0,
+    warmup: int | None = None,
     min_lr: float = 0.0,
     iterations: int = 3000,
 ) -> OptimizedSchedule:
-    """Minimise the law's predicted final loss over non-increasing schedules (SPEC B2).
+    """Minimise the law's predicted final loss over non-increasing schedules (SPEC B2);
+    ``warmup`` defaults to the fit's, as in ``sweep_wsd``.
 
     The schedule after warmup is peak minus the running sum of non-negative per-step
     decrements (kept >= 0 by clipping after every Adam step), clipped to [min_lr, peak].
@@ -309,6 +346,7 @@ def optimize_schedule(
             f"the {law.name} law cannot design a schedule: its optimal schedule is degenerate "
             "(stay at the peak, then drop to zero at the last step); fit --law multipower"
         )
+    warmup = warmup_or_fits(law, warmup)
     if not (peak > 0 and np.isfinite(peak)):
         raise UserError(f"--peak {peak:g}: must be a positive number")
     if warmup < 0:

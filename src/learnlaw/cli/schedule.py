@@ -14,8 +14,8 @@ from learnlaw.files import check_output, json_line, write_csv
 from learnlaw.laws import load_law
 from learnlaw.laws.evaluation import extrapolation_warning
 from learnlaw.planning import (
+    check_fractions,
     compare_schedules,
-    fit_warmup,
     optimize_schedule,
     predict_schedule,
     sweep_wsd,
@@ -131,14 +131,12 @@ def _fractions(text: str | None) -> np.ndarray | None:
     if text is None:
         return None
     try:
-        values = np.array([float(x) for x in text.split("/") if x.strip()])
+        values = [float(x) for x in text.split("/") if x.strip()]
     except ValueError:
-        raise UserError(
-            f"--fractions {text!r}: expected numbers separated by /, e.g. 0.1/0.2/0.3"
-        ) from None
-    if len(values) == 0 or np.any((values <= 0) | (values > 1)):
-        raise UserError(f"--fractions {text!r}: every fraction must be in (0, 1]")
-    return values
+        values = []
+    if not values:
+        raise UserError(f"--fractions {text!r}: expected numbers separated by /, e.g. 0.1/0.2/0.3")
+    return check_fractions(values, f"--fractions {text!r}")
 
 
 @schedule.command("sweep")
@@ -166,10 +164,6 @@ def sweep_command(
     if not no_plot:
         check_output(plot)
     model = load_law(fit_file)
-    if warmup is None:
-        warmup = fit_warmup(model) or 0
-    if total <= warmup:
-        raise UserError(f"--total {total} must exceed the warmup ({warmup} steps)")
     sweep = sweep_wsd(
         model,
         total,
@@ -180,7 +174,7 @@ def sweep_command(
         fractions=_fractions(fractions),
         model_size=_size_option(model_size, model),
     )
-    best = sweep.best
+    best, warmup = sweep.best, sweep.warmup
     message = extrapolation_warning(model, best.schedule, np.array([total]))
     if message:
         warn(message)
@@ -257,12 +251,11 @@ def optimize_command(fit_file, total, peak, warmup, min_lr, iterations, output, 
     check_output(output, force=force)
     check_output(plot)
     model = load_law(fit_file)
-    if warmup is None:
-        warmup = fit_warmup(model) or 0
     # no --model-size: only the momentum law scales with size, and it cannot design schedules
     result = optimize_schedule(
         model, total, peak, warmup=warmup, min_lr=min_lr, iterations=iterations
     )
+    warmup = result.warmup  # the fit's unless --warmup
     write_csv(output, ("step", "lr"), (range(len(result.lrs)), result.lrs))
     message = extrapolation_warning(model, result.schedule, np.array([total]))
     if message:
