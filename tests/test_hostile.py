@@ -721,7 +721,7 @@ def test_a_claimed_folder_resumes_only_its_own_job(tmp_path):
     other = {**record, "config": {"a": 2}}
     with pytest.raises(UserError, match="different configuration"):
         claim_folder(tmp_path / "job", other, resume=True, what="test job")
-    with pytest.raises(UserError, match="not empty; continue it with --resume"):
+    with pytest.raises(UserError, match=r"not empty; continue it with --resume \(resume=True\)"):
         claim_folder(tmp_path / "job", record, resume=False, what="test job")
     with pytest.raises(UserError, match="not a learnlaw test job folder"):
         claim_folder(tmp_path / "job", {**record, "format": "x"}, resume=True, what="test job")

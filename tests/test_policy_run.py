@@ -240,7 +240,7 @@ def test_bad_input_gives_one_line_and_exit_2(tmp_path, capsys):
     assert run_cli(["policy", "optimize", *args, "--quiet", "--out", run_dir], capsys)[0] == 0
     _one_line(
         *run_cli(["policy", "optimize", *args, "--out", run_dir], capsys)[::2],
-        "already holds a learnlaw run",
+        "already holds a learnlaw run; continue it with --resume (resume=True), or choose another",
     )
     _one_line(
         *run_cli(

@@ -103,7 +103,9 @@ def claim_folder(
                     "(config.json) or choose another --out"
                 )
         elif any(p.name != LOCK for p in path.iterdir()):
-            hint = "continue it with --resume" if ours else "choose a new or empty --out"
+            hint = (
+                "continue it with --resume (resume=True)" if ours else "choose a new or empty --out"
+            )
             raise UserError(f"{path}: the folder is not empty; {hint}")
         else:
             saved = {**record, "run_id": uuid.uuid4().hex}

@@ -428,7 +428,9 @@ class _Folder:
     def restore(self, params, opt):
         file = self.path / "checkpoint.npz"
         if not file.exists():
-            raise UserError(f"{file}: no checkpoint to resume from; start again without --resume")
+            raise UserError(
+                f"{file}: no checkpoint to resume from; start again without --resume (resume=True)"
+            )
         blob = load_state(file)
         if not isinstance(blob, dict) or blob.get("format") != CHECKPOINT_FORMAT:
             raise UserError(f"{file}: not a learnlaw pre-training checkpoint")

@@ -255,7 +255,9 @@ def _optimize(task, work, config, out, comm, *, resume, overwrite, quiet, max_se
                     kept=kept["epoch"],
                 )
                 if stopped_early:
-                    say(f"time budget reached after outer epoch {e}; continue with --resume")
+                    say(
+                        f"time budget reached after outer epoch {e}; continue with --resume (resume=True)"
+                    )
                     break
         except BaseException:
             # a stop that is not a kill (Ctrl-C, SIGTERM, a diverged epoch) keeps the finished

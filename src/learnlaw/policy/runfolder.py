@@ -237,8 +237,8 @@ def read_checkpoint(
         )
     else:
         raise UserError(
-            f"{file}: no checkpoint to resume from; start the run again in a new folder "
-            "(without --resume)"
+            f"{file}: no checkpoint to resume from; start the run again in a new folder, "
+            "without --resume (resume=True)"
         )
     diffs = _differences(_with_defaults(saved["config"], config), config.to_json())
     if diffs:
@@ -264,8 +264,8 @@ def _check_can_start(path: Path, overwrite: bool) -> None:
     if is_run_folder(path):
         if not overwrite:
             raise UserError(
-                f"{path} already holds a learnlaw run; continue it with --resume, "
-                "or choose another --out"
+                f"{path} already holds a learnlaw run; continue it with --resume "
+                "(resume=True), or choose another --out"
             )
         owned = _owned_names()
         for p in entries:
@@ -465,7 +465,8 @@ def read_run(path: Path, which: str = "kept", task: Task | None = None) -> RunRe
         if (path / CHECKPOINT).exists() or (path / LEGACY_CHECKPOINT).exists():
             why = (
                 "the run is unfinished or the file was deleted; finish the run or rewrite its "
-                f"files from the checkpoint with 'learnlaw policy optimize --resume --out {path}'"
+                f"files from the checkpoint with 'learnlaw policy optimize --resume --out {path}' "
+                "(optimize(..., out=path, resume=True))"
             )
         elif which == "objective" and (path / POLICY_FILES["kept"]).exists():
             why = (

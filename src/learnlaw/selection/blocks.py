@@ -63,7 +63,9 @@ def gather_scores(out: Path) -> tuple[np.ndarray, np.ndarray]:
     files = sorted((out / "work" / "blocks").glob("block-*.npz"))
     for i, path in enumerate(files):
         if path != block_file(out, i):
-            raise UserError(f"{out / 'work'}: block {i} is missing; run again with --resume")
+            raise UserError(
+                f"{out / 'work'}: block {i} is missing; run again with --resume (resume=True)"
+            )
         with np.load(path, allow_pickle=False) as data:
             scores.append(data["scores"])
             source.append(data["source"])
