@@ -147,3 +147,22 @@ def test_cli_trains_on_selected_json_lines(data, tmp_path, capsys):
         capsys,
     )
     assert code == 2 and "line 2" in err
+
+
+def test_lists_train_as_arrays_do_and_bad_data_is_named(data):
+    """Nested lists are the arrays they spell; anything that is not sequences x length
+    integer ids is refused saying what was given."""
+    train, test = data
+    as_arrays = pretrain(train, test, VOCAB, tiny(steps=5, eval_every=5), quiet=True)
+    as_lists = pretrain(
+        train.tolist(), test.tolist(), VOCAB, tiny(steps=5, eval_every=5), quiet=True
+    )
+    np.testing.assert_array_equal(as_lists.test_loss, as_arrays.test_loss)
+    for bad, fragment in [
+        ([[1, 2, 3], [1, 2]], "training data: sequences of different lengths"),
+        ([], r"got a list of shape \(0,\)"),
+        (train[0].tolist(), r"got a list of shape \(12,\)"),
+        (train.astype(float), "expected integer token ids, got dtype float64"),
+    ]:
+        with pytest.raises(UserError, match=fragment):
+            pretrain(bad, test, VOCAB, tiny())

@@ -188,8 +188,8 @@ def mean_loss(params, seqs: torch.Tensor, model: TransformerConfig, chunk: int =
 
 
 def pretrain(
-    train: np.ndarray,
-    test: np.ndarray,
+    train: np.ndarray | list[list[int]],
+    test: np.ndarray | list[list[int]],
     vocab_size: int,
     config: PretrainConfig | None = None,
     out: str | Path | None = None,
@@ -198,14 +198,15 @@ def pretrain(
     quiet: bool = False,
     data: dict[str, Any] | None = None,
 ) -> PretrainResult:
-    """Pre-train on ``train`` (sequences x length token ids), evaluating on ``test``.
+    """Pre-train on ``train`` (sequences x length token ids: an integer array or equally long
+    lists), evaluating on ``test``.
 
     ``data`` describes the dataset for config.json. With ``out``: a new or empty folder (or
     this run's own with ``resume=True``) receives config.json, curve.csv, model.npz, loss.png
     and metrics.json, and a checkpoint to resume from."""
     config = config or PretrainConfig()
     config.validate()
-    _check_data(train, test, vocab_size)
+    train, test = _check_data(train, test, vocab_size)
     tc, mc = config.train, config.model
     device = torch.device(config.device)
     seq_len = train.shape[1]
@@ -354,16 +355,31 @@ def _has_ids(path: Path) -> bool:
     raise UserError(f"{path}: empty (no sequences)")
 
 
-def _check_data(train: np.ndarray, test: np.ndarray, vocab_size: int) -> None:
-    for name, ids in (("training", train), ("test", test)):
-        if not isinstance(ids, np.ndarray) or ids.ndim != 2 or len(ids) == 0 or ids.shape[1] < 2:
-            raise UserError(f"{name} data: expected a non-empty (sequences x length >= 2) array")
+def _check_data(train, test, vocab_size: int) -> tuple[np.ndarray, np.ndarray]:
+    """The training and test token ids as arrays (a nested list is taken as one), or a
+    one-line refusal."""
+    checked = []
+    for name, given in (("training", train), ("test", test)):
+        try:
+            ids = np.asarray(given)
+        except ValueError:  # numpy refuses ragged nested lists
+            raise UserError(f"{name} data: sequences of different lengths") from None
+        if ids.ndim != 2 or len(ids) == 0 or ids.shape[1] < 2:
+            raise UserError(
+                f"{name} data: expected a non-empty (sequences x length >= 2) array of token "
+                f"ids, got a {type(given).__name__} of shape {ids.shape}"
+            )
+        if not np.issubdtype(ids.dtype, np.integer):
+            raise UserError(f"{name} data: expected integer token ids, got dtype {ids.dtype}")
         if ids.min() < 0 or ids.max() >= vocab_size:
             raise UserError(f"{name} data: token ids outside 0..{vocab_size - 1}")
+        checked.append(ids)
+    train, test = checked
     if train.shape[1] != test.shape[1]:
         raise UserError(
             f"training sequences have {train.shape[1]} tokens, test sequences {test.shape[1]}"
         )
+    return train, test
 
 
 def steps_to_reach(steps: np.ndarray, losses: np.ndarray, target: float) -> float | None:
