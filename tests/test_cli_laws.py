@@ -185,6 +185,13 @@ def test_bad_inputs_exit_2_with_one_line(curve_files, tmp_path, capsys):
     )
 
 
+def test_a_fit_on_one_curve_says_curve(curve_files, tmp_path, capsys):
+    fit = tmp_path / "fit.json"
+    code, out, err = run_cli(["law", "fit", curve_files["cosine"], "-o", fit], capsys)
+    assert code == 0, err
+    assert "momentum law fitted on 1 curve (" in out
+
+
 def test_shared_data_standard_split_accuracy(shared_curves, tmp_path, capsys):
     """The acceptance number for one size (all three are in benchmarks/curve_laws.py)."""
     d = shared_curves / "400M"

@@ -109,7 +109,8 @@ def fit_command(
         _print_selection(selection)
     points = sum(c["points"] for c in info["curves"])
     click.echo(
-        f"{model.name} law fitted on {len(curves)} curves ({points} points) "
+        f"{model.name} law fitted on {len(curves)} curve{'s' * (len(curves) != 1)} "
+        f"({points} points) "
         f"in {info['seconds']:.2f} s; {_hyper_text(model)}"
     )
     click.echo("  " + "  ".join(f"{k} = {v:.6g}" for k, v in model.params_.items()))
