@@ -41,7 +41,12 @@ def print_summary(metrics: dict, out: Path) -> None:
 
 
 @policy.command("optimize")
-@click.option("--task", default=None, help="Task to run: perceptron or lm. Default: the config's.")
+@click.option(
+    "--task",
+    default=None,
+    help="Task to run: perceptron, lm, or package.module:Class (an importable learnlaw Task). "
+    "Default: the config's.",
+)
 @click.option(
     "--config",
     "config_path",
