@@ -203,3 +203,8 @@ def test_curve_json_is_validated_like_a_table(tmp_path):
     )
     with pytest.raises(UserError, match="step 2: loss must be positive"):
         read_curve(path)
+    # a bad schedule in it is named with the file
+    obj = {"format": "learnlaw.curve", "steps": [1, 2], "losses": [3.0, 2.0]}
+    path.write_text(json.dumps({**obj, "schedule": {"spec": "zigzag:peak=1"}}))
+    with pytest.raises(UserError, match=r"c\.json: .*zigzag"):
+        read_curve(path)

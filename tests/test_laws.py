@@ -210,6 +210,14 @@ def test_a_curve_built_from_arrays_is_cleaned_and_checked_as_a_read_log_is():
             LossCurve(args["steps"], args["losses"], name="run")
     with pytest.raises(UserError, match="expected a Schedule or a spec string"):
         LossCurve([1, 2], [3.0, 2.0], schedule=3e-4)
+    for bad, fragment in ((([], []), "no points"), (([1, 2], [3.0, 2.0], None, 2.5), "whole")):
+        with pytest.raises(UserError, match=fragment):
+            LossCurve(*bad)
+    # cleaning a copy leaves the original's notes alone
+    from dataclasses import replace
+
+    copy = replace(curve, losses=np.array([3.0, np.nan, 2.8]))
+    assert len(copy.notes) == len(curve.notes) + 1 and copy.steps.tolist() == [600, 700]
 
 
 def test_predict_takes_specs_and_single_steps_and_says_nan_inside_the_warmup():
@@ -226,11 +234,14 @@ def test_predict_takes_specs_and_single_steps_and_says_nan_inside_the_warmup():
     assert momentum.predict(spec, 12000.0) == whole[-1]
     multipower = MultiPowerLaw().fit(curves)
     assert np.isnan(multipower.predict(spec, [1, 499])).all()  # the same rule for every law
-    for steps_, fragment in (([12000.5], "whole step numbers"), ([-1, 600], "is negative")):
+    bad_steps = (([12000.5], "whole step"), ([np.inf], "whole step"), ([-1, 600], "is negative"))
+    for steps_, fragment in bad_steps:
         with pytest.raises(UserError, match=fragment):
             momentum.predict(spec, steps_)
     with pytest.raises(UserError, match=r"read a log with learnlaw\.read_curve"):
         MomentumLaw().fit(["constant.csv"])
+    with pytest.raises(UserError, match=r"list\(runs\.values\(\)\)"):
+        MomentumLaw().fit({"constant": curves[0]})
 
 
 def test_a_fit_without_a_decaying_run_says_its_annealing_term_is_undetermined():

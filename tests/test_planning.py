@@ -40,7 +40,9 @@ def test_sweep_and_optimize_default_to_the_fits_warmup():
     assert default.warmup == 500 and all(s.warmup == 500 for s in default.schedules)
     np.testing.assert_array_equal(default.final_losses, given.final_losses)
     assert sweep_wsd(law, 12000, 3e-4, fractions=[0.3], warmup=0).warmup == 0
-    with pytest.raises(UserError, match=r"total 400: must exceed the warmup \(500 steps\)"):
+    with pytest.raises(
+        UserError, match=r"total 400 \(--total\): must exceed the warmup \(500 steps; --warmup\)"
+    ):
         sweep_wsd(law, 400, 3e-4)
     # curves fitted with different warmups name no default: none is assumed
     law.fit_info_["curves"][1]["warmup_steps"] = 100

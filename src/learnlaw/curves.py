@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -66,16 +66,24 @@ class LossCurve:
 
     def __post_init__(self) -> None:
         label = self.name or "curve"
+        self.notes = list(self.notes)  # its own: cleaning adds to it
         if self.schedule is not None:
             self.schedule = as_schedule(self.schedule, f"{label}: schedule")
         if self.warmup_steps is None:
             self.warmup_steps = self.schedule.warmup if self.schedule is not None else 0
+        if not (float(self.warmup_steps).is_integer() and self.warmup_steps >= 0):
+            raise UserError(
+                f"{label}: warmup_steps {self.warmup_steps}: expected a whole number >= 0"
+            )
+        self.warmup_steps = int(self.warmup_steps)
         steps, losses = np.asarray(self.steps), np.asarray(self.losses, dtype=float)
         if steps.ndim != 1 or steps.shape != losses.shape:
             raise UserError(
                 f"{label}: steps and losses must be 1-D arrays of equal length, got shapes "
                 f"{steps.shape} and {losses.shape}"
             )
+        if len(steps) == 0:
+            raise UserError(f"{label}: no points (steps and losses are empty)")
         clean = (
             np.issubdtype(steps.dtype, np.integer)
             and len(steps) > 0
@@ -149,6 +157,8 @@ class LossCurve:
 def as_curves(curves: LossCurve | Iterable[LossCurve], what: str = "curves") -> list[LossCurve]:
     """A list of curves from one ``LossCurve`` or several; anything else (a file name: read
     it with ``read_curve``) is refused naming ``what``."""
+    if isinstance(curves, Mapping):
+        raise UserError(f"{what}: got a dict; pass its curves, e.g. list(runs.values())")
     items = [curves] if isinstance(curves, LossCurve) else curves
     if isinstance(items, (str, Path)) or not isinstance(items, Iterable):
         items = [items]
@@ -353,6 +363,8 @@ def _read_curve_json(path: Path) -> LossCurve:
         )
     except (KeyError, TypeError, ValueError) as exc:
         raise UserError(f"{path}: not a valid learnlaw curve file ({exc})") from None
+    except UserError as exc:
+        raise UserError(f"{path}: {exc}") from None
 
 
 def curve_to_json(curve: LossCurve) -> dict[str, Any]:

@@ -219,8 +219,9 @@ def compare_schedules(
         raise UserError("give at least one schedule to compare")
     if labels is None:
         labels = [schedule_label(s) for s in schedules]
-    elif len(labels) != len(schedules):
-        raise UserError(f"labels: expected one per schedule ({len(schedules)}), got {len(labels)}")
+    elif isinstance(labels, str) or len(labels) != len(schedules):
+        got = "a string" if isinstance(labels, str) else len(labels)
+        raise UserError(f"labels: expected one per schedule ({len(schedules)}), got {got}")
     predictions = [
         predict_schedule(law, s, total, model_size=model_size, label=label)
         for s, label in zip(schedules, labels)
@@ -286,7 +287,9 @@ def sweep_wsd(
     defaults to the fit's, as the fitted runs had (0 when their warmups differ)."""
     warmup = warmup_or_fits(law, warmup)
     if total <= warmup:
-        raise UserError(f"total {total}: must exceed the warmup ({warmup} steps)")
+        raise UserError(
+            f"total {total} (--total): must exceed the warmup ({warmup} steps; --warmup)"
+        )
     if fractions is None:
         fractions = np.round(np.arange(0.05, 1.0001, 0.05), 4)
     kept, losses, schedules = [], [], []

@@ -445,7 +445,7 @@ class _Folder:
         file = self.path / "checkpoint.npz"
         if not file.exists():
             raise UserError(
-                f"{file}: no checkpoint to resume from; start again without --resume (resume=True)"
+                f"{file}: no checkpoint to resume from; start again without resuming (--resume, resume=True)"
             )
         blob = load_state(file)
         if not isinstance(blob, dict) or blob.get("format") != CHECKPOINT_FORMAT:

@@ -53,10 +53,11 @@ def first_law_step(warmup: int) -> int:
 def _step_array(steps) -> np.ndarray:
     """Steps as a 1-D integer array (a single step becomes one), whole numbers only."""
     arr = np.atleast_1d(np.asarray(steps))
-    if arr.ndim != 1 or not (
-        np.issubdtype(arr.dtype, np.integer)
-        or (np.issubdtype(arr.dtype, np.floating) and np.all(arr == np.round(arr)))
-    ):
+    whole = np.issubdtype(arr.dtype, np.integer) or (
+        np.issubdtype(arr.dtype, np.floating)
+        and bool(np.all(np.isfinite(arr) & (np.abs(arr) < 2.0**53) & (arr == np.round(arr))))
+    )
+    if arr.ndim != 1 or not whole:
         raise UserError(
             f"steps: expected whole step numbers, got {np.asarray(steps).tolist()!r:.80}"
         )

@@ -238,7 +238,7 @@ def read_checkpoint(
     else:
         raise UserError(
             f"{file}: no checkpoint to resume from; start the run again in a new folder, "
-            "without --resume (resume=True)"
+            "without resuming (--resume, resume=True)"
         )
     diffs = _differences(_with_defaults(saved["config"], config), config.to_json())
     if diffs:
