@@ -725,6 +725,25 @@ def test_a_claimed_folder_resumes_only_its_own_job(tmp_path):
         claim_folder(tmp_path / "job", record, resume=False, what="test job")
     with pytest.raises(UserError, match="not a learnlaw test job folder"):
         claim_folder(tmp_path / "job", {**record, "format": "x"}, resume=True, what="test job")
+    # a refused job leaves no trace: no folder it made, no lock file in someone else's folder
+    with pytest.raises(UserError, match="nothing to resume"):
+        claim_folder(tmp_path / "new" / "job", record, resume=True, what="test job")
+    assert not (tmp_path / "new").exists()
+    users = tmp_path / "users"
+    users.mkdir()
+    (users / "notes.txt").write_text("mine")
+    with pytest.raises(UserError, match="not empty"):
+        claim_folder(users, record, resume=False, what="test job")
+    assert [p.name for p in users.iterdir()] == ["notes.txt"]
+    from learnlaw.policy import load_config, optimize
+
+    config = load_config(None, "perceptron", SMALL)
+    with pytest.raises(UserError, match="not empty and is not a learnlaw run"):
+        optimize(config=config, out=users, quiet=True)
+    with pytest.raises(UserError):
+        optimize(config=config, out=tmp_path / "absent", resume=True, quiet=True)
+    assert [p.name for p in users.iterdir()] == ["notes.txt"]
+    assert not (tmp_path / "absent").exists()
 
 
 def test_messages_name_the_real_problem(tmp_path, finished_run, capsys):

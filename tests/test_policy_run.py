@@ -376,3 +376,33 @@ def test_a_run_without_outer_decay_extends_to_exactly_a_longer_run(tmp_path, cap
     assert run_cli(args, capsys)[0] == 0  # outer.decay: linear, the default
     code, _, err = run_cli([*args, "--resume", "--epochs", 8], capsys)
     assert code == 2 and "outer.epochs differ" in err and len(err.strip().splitlines()) == 1
+
+
+def test_optimize_takes_a_config_file_and_refuses_a_table(tmp_path):
+    toml = tmp_path / "small.toml"
+    lines = ['task = "perceptron"', "[perceptron]", "dim = 8", "n_train = 64", "n_desired = 32"]
+    lines += ["n_test = 32", "[train]", "steps = 40", "lr = 0.5", "[outer]", "epochs = 5"]
+    lines += ['method = "eg"']
+    toml.write_text("\n".join(lines) + "\n")
+    by_file = optimize(config=toml, quiet=True).metrics
+    assert (
+        by_file["objective_per_epoch"]
+        == optimize(config=small_config(), quiet=True).metrics["objective_per_epoch"]
+    )
+    with pytest.raises(UserError, match="config: expected a PolicyConfig"):
+        optimize(config=dict(SMALL), quiet=True)
+
+
+def test_a_config_built_in_python_is_checked_as_a_file_is():
+    from learnlaw.policy.config import OuterConfig, PolicyConfig, TrainConfig
+
+    for config, fragment in (
+        (PolicyConfig(train=TrainConfig(steps="30")), "train.steps = '30': expected an integer"),
+        (PolicyConfig(outer=OuterConfig(epochs=2.5)), "outer.epochs = 2.5: expected an integer"),
+        (PolicyConfig(seed="a"), "seed = 'a': expected an integer"),
+    ):
+        with pytest.raises(UserError, match=fragment):
+            optimize(config=config, quiet=True)
+    # numpy numbers are numbers: the same run as with Python's
+    numpy_made = small_config(**{"train.steps": np.int64(40), "train.lr": np.float32(0.5)})
+    assert numpy_made.train.steps == 40 and type(numpy_made.train.steps) is int

@@ -107,6 +107,9 @@ def test_a_killed_run_resumes_to_the_same_numbers(data, tmp_path, monkeypatch):
     np.testing.assert_array_equal(resumed.test_loss, whole.test_loss)
     for k in whole.params:
         assert torch.equal(resumed.params[k], whole.params[k])
+    # a finished run has nothing to resume, and says so (not "start again without resuming")
+    with pytest.raises(UserError, match="the run is finished"):
+        pretrain(*data, VOCAB, tiny(schedule="wsd"), tmp_path / "run", resume=True, quiet=True)
 
 
 def test_cli_trains_on_selected_json_lines(data, tmp_path, capsys):

@@ -122,6 +122,16 @@ def test_choose_top_and_gumbel():
     np.testing.assert_array_equal(choose(scores, 0.1, "gumbel", 1e-9, seed=3), top)
     assert scores[g1].mean() > scores.mean() + 0.5
     assert len(choose(scores, 1.0)) == 1000
+    for args, fragment in (
+        ((0,), "fraction = 0: must be in"),
+        ((2.0,), "fraction = 2.0: must be in"),
+        ((0.1, "gumble"), "expected top or gumbel"),
+        ((0.1, "gumbel", 0), "temperature = 0: must be positive"),
+    ):
+        with pytest.raises(UserError, match=fragment):
+            choose(scores, *args)
+    with pytest.raises(UserError, match="1-D array of finite numbers"):
+        choose(scores[:, None], 0.1)
 
 
 def test_mixture_components_are_disjoint_and_recorded(monkeypatch):
@@ -304,3 +314,15 @@ def test_a_given_corpus_must_be_the_configured_mixture(corpus, tmp_path):
     with pytest.raises(UserError, match="not the mixture this config describes"):
         select(tiny_config(corpus), tmp_path / "o", corpus=object())
     assert not (tmp_path / "o").exists()
+
+
+def test_missing_inputs_are_refused_before_the_folder_is_claimed(corpus, tmp_path):
+    for key, fragment in (
+        ("data.corpus", "data.corpus = "),
+        ("data.desired", "data.desired = "),
+        ("scorer.path", "scorer.path = "),
+    ):
+        config = tiny_config(corpus, **{key: str(tmp_path / "absent")})
+        with pytest.raises(UserError, match=fragment + ".*no such file or folder"):
+            select(config, tmp_path / "o", quiet=True)
+        assert not (tmp_path / "o").exists()  # so the corrected config can start there

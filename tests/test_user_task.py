@@ -123,6 +123,24 @@ def test_a_config_names_a_users_task_and_its_run_folder_resumes_and_analyses(tmp
     assert part.stopped_early
     resumed = optimize(config=config, out=tmp_path / "part", resume=True, quiet=True)
     assert resumed.metrics["objective_per_epoch"] == whole.metrics["objective_per_epoch"]
+    # the task object and no config: the folder's own config, not the defaults
+    from learnlaw.policy.run import resolve_task
+
+    optimize(config=config, out=tmp_path / "part2", quiet=True, max_seconds=1e-9)
+    task, _ = resolve_task(None, config)
+    again = optimize(task, out=tmp_path / "part2", resume=True, quiet=True)
+    assert again.metrics["objective_per_epoch"] == whole.metrics["objective_per_epoch"]
+    # another task (here one more parameter) is refused by every reader of the folder
+    from learnlaw.policy import evaluate
+
+    other, _ = resolve_task(None, load_config(toml, None, {"linear.dim": 6}))
+    for read in (
+        lambda: optimize(other, out=tmp_path / "part2", resume=True, quiet=True),
+        lambda: evaluate(tmp_path / "whole", task=other),
+        lambda: analyze(tmp_path / "whole", task=other),
+    ):
+        with pytest.raises(UserError, match=r"made with another task \(parameters 5 in config"):
+            read()
     # the folder rebuilds the user's task from config.json, corrupted examples included
     analysis = analyze(tmp_path / "whole")
     assert analysis.acceleration_ratio == pytest.approx(whole.acceleration_ratio, rel=1e-6)
@@ -133,6 +151,9 @@ def test_a_config_names_a_users_task_and_its_run_folder_resumes_and_analyses(tmp
         load_config(bad)
     bad.write_text('task = "mytasks:Nope"\n')
     with pytest.raises(UserError, match="Nope in mytasks is not a learnlaw Task class"):
+        load_config(bad)
+    bad.write_text('task = "__main__:Nope"\n')  # a class of a notebook, read in a later session
+    with pytest.raises(UserError, match=r"pass the task object \(task=\.\.\.\)"):
         load_config(bad)
 
 
@@ -145,5 +166,39 @@ def test_a_task_that_breaks_the_contract_gets_one_line():
             self.sizes = {"train": 4, "test": 2}
             self.theta0 = torch.zeros(3)
 
-    with pytest.raises(UserError, match=r"sizes\['objective'\] must be a positive number"):
+    with pytest.raises(UserError, match=r"sizes\['objective'\] must be a positive whole number"):
         optimize(Broken(), quiet=True)
+
+    class NoLosses(Broken):
+        def __init__(self):
+            self.sizes = {"train": 4, "objective": 2, "test": 2}
+            self.theta0 = torch.zeros(3)
+
+    with pytest.raises(UserError, match=r"implements no losses\(theta, split, start, stop\)"):
+        optimize(NoLosses(), quiet=True)
+
+    class WrongShape(NoLosses):
+        def __init__(self, reduce):
+            super().__init__()
+            self.reduce = reduce
+
+        def losses(self, theta, split, start=0, stop=None):
+            per_example = torch.ones(len(range(self.sizes[split])[start:stop])) + theta.sum()
+            return self.reduce(per_example)
+
+    # a column or a mean would broadcast into wrong numbers: refused before the run
+    for reduce, got in (
+        (lambda x: x[:, None], r"\(2, 1\)"),
+        (lambda x: x.mean(), r"got \(\)"),
+        (lambda x: float(x.mean()), "got float"),
+    ):
+        with pytest.raises(UserError, match=r"must return a 1-D torch tensor of 2 .*" + got):
+            optimize(WrongShape(reduce), quiet=True)
+
+    class NanOnTest(NoLosses):
+        def losses(self, theta, split, start=0, stop=None):
+            x = torch.ones(len(range(self.sizes[split])[start:stop])) + theta.sum()
+            return x * float("nan") if split == "test" else x
+
+    with pytest.raises(UserError, match="the test loss is NaN or infinite at step 0"):
+        optimize(NanOnTest(), quiet=True)

@@ -8,6 +8,7 @@ the wrong type are errors that name the key and the file.
 from __future__ import annotations
 
 import dataclasses
+import numbers
 import sys
 from importlib import resources
 from pathlib import Path
@@ -67,19 +68,31 @@ def fill(
 
 
 def coerce(value: Any, default: Any, name: str, source: str) -> Any:
-    """``value`` as the type of ``default`` (an int is a valid float), or a one-line error."""
+    """``value`` as the type of ``default`` (an int is a valid float; numpy numbers count), or
+    a one-line error."""
     if isinstance(default, bool):
         ok, expected = isinstance(value, bool), "true or false"
     elif isinstance(default, int):
-        ok, expected = isinstance(value, int) and not isinstance(value, bool), "an integer"
+        ok = isinstance(value, numbers.Integral) and not isinstance(value, bool)
+        expected, value = "an integer", int(value) if ok else value
     elif isinstance(default, float):
-        ok, expected = isinstance(value, (int, float)) and not isinstance(value, bool), "a number"
-        value = float(value) if ok else value
+        ok = isinstance(value, numbers.Real) and not isinstance(value, bool)
+        expected, value = "a number", float(value) if ok else value
     else:
         ok, expected = isinstance(value, str), "a string"
     if not ok:
         raise UserError(f"{source}: {name} = {value!r}: expected {expected}")
     return value
+
+
+def check_types(obj: Any, section: str, mixed_keys: frozenset[str] = frozenset()) -> None:
+    """The fields of dataclass ``obj`` of their defaults' types, as ``fill`` requires of a
+    file: a config built in Python is checked as one read from TOML (numbers made exact)."""
+    defaults = type(obj)()
+    for f in dataclasses.fields(obj):
+        name, default = f"{section}.{f.name}", getattr(defaults, f.name)
+        if name not in mixed_keys and isinstance(default, (bool, int, float, str)):
+            setattr(obj, f.name, coerce(getattr(obj, f.name), default, name, "config"))
 
 
 def check_sections(raw: dict[str, Any], allowed: set[str], where: str) -> None:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import os
 import uuid
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -44,6 +45,29 @@ def lock_folder(path: str | Path, what: str = "run") -> int:
 
 def unlock_folder(fd: int) -> None:
     os.close(fd)  # closing the descriptor releases the lock
+
+
+def enter_folder(path: str | Path, what: str = "run") -> tuple[Path, int, Callable[[], None]]:
+    """``create_folder`` then ``lock_folder``; also returns ``give_up()``, which releases the
+    lock and removes what entering made (the lock file, the folders), so that a job refused
+    before it wrote anything leaves no trace in a folder that is not its own."""
+    path = Path(path)
+    missing = [p for p in (path, *path.parents) if not p.exists()]
+    had_lock = (path / LOCK).exists()
+    path = create_folder(path, what)
+    fd = lock_folder(path, what)
+
+    def give_up() -> None:
+        if not had_lock:
+            (path / LOCK).unlink(missing_ok=True)
+        unlock_folder(fd)
+        for folder in missing:  # deepest first; one that is not empty stays
+            try:
+                folder.rmdir()
+            except OSError:
+                break
+
+    return path, fd, give_up
 
 
 def create_folder(path: str | Path, what: str = "run") -> Path:
@@ -85,8 +109,7 @@ def claim_folder(
     and a fresh ``run_id``; with ``resume`` the folder must be one of this kind made with the
     same configuration. Anything else is refused in one line, before anything is written.
     """
-    path = create_folder(path, what)
-    fd = lock_folder(path, what)
+    path, fd, give_up = enter_folder(path, what)
     try:
         config_file = path / "config.json"
         try:
@@ -112,6 +135,6 @@ def claim_folder(
             write_json(config_file, saved)
         remove_partial_writes(path)
     except BaseException:
-        unlock_folder(fd)
+        give_up()
         raise
     return fd, saved

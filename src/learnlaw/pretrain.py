@@ -443,9 +443,15 @@ class _Folder:
 
     def restore(self, params, opt):
         file = self.path / "checkpoint.npz"
+        if (self.path / "metrics.json").exists():
+            raise UserError(
+                f"{self.path}: the run is finished (its outputs are there); nothing to resume. "
+                "For a new run choose another --out (out=)"
+            )
         if not file.exists():
             raise UserError(
-                f"{file}: no checkpoint to resume from; start again without resuming (--resume, resume=True)"
+                f"{file}: no checkpoint to resume from (the run stopped before its first, at "
+                "train.checkpoint_every steps); start it again in another --out (out=)"
             )
         blob = load_state(file)
         if not isinstance(blob, dict) or blob.get("format") != CHECKPOINT_FORMAT:

@@ -147,8 +147,14 @@ def _analyze(task, config, learned: LearnedPolicy, epochs, label, stride, thresh
     th = thresholds or Thresholds()
     th.validate()
     steps, eta = config.train.steps, config.train.lr
-    if not isinstance(stride, int) or stride < 1 or stride > steps:
-        raise UserError(f"--stride {stride}: must be between 1 and the run's {steps} steps")
+    if not isinstance(stride, int) or isinstance(stride, bool) or not 1 <= stride <= steps:
+        raise UserError(
+            f"--stride {stride!r}: expected a whole number between 1 and the run's {steps} steps"
+        )
+    if not all(isinstance(f, (int, float)) and 0 <= f <= 1 for f in fractions):
+        raise UserError(
+            f"snapshot_fractions {fractions!r}: expected fractions of the run in [0, 1]"
+        )
     snaps = tuple(sorted({min(steps - 1, int(f * steps)) // stride * stride for f in fractions}))
     policy = learned.policy
     uniform = Policy.uniform(

@@ -21,6 +21,8 @@ from learnlaw.configfile import (
     apply_overrides,
     check_device,
     check_sections,
+    check_types,
+    coerce,
     fill,
     read_config_file,
     top_level_seed,
@@ -70,6 +72,9 @@ class PolicyConfig:
     outer: OuterConfig = field(default_factory=OuterConfig)
 
     def validate(self) -> None:
+        self.seed = coerce(self.seed, 0, "seed", "config")
+        check_types(self.train, "train")
+        check_types(self.outer, "outer", MIXED_TYPE_KEYS)
         self.train.validate()
         if self.task_options is not None:
             self.task_options.validate()

@@ -118,11 +118,13 @@ def run_policy(
             theta = theta - eta * comm.sum(task.train_gradient(theta, policy.at(t)))
         _check_finite(theta, "theta", t + 1)
     curves = _curves(records, comm)
-    if not np.all(np.isfinite(curves["objective"])):
-        bad = int(np.argmax(~np.isfinite(curves["objective"])))
-        raise DivergenceError(
-            f"the inner run diverged: the desired loss is NaN or infinite at step {bad}"
-        )
+    for split, curve in curves.items():  # every reported number comes from these curves
+        if not np.all(np.isfinite(curve)):
+            bad = int(np.argmax(~np.isfinite(curve)))
+            what = "desired" if split == "objective" else split
+            raise DivergenceError(
+                f"the inner run diverged: the {what} loss is NaN or infinite at step {bad}"
+            )
     return InnerRun(curves, kept, theta)
 
 

@@ -30,7 +30,7 @@ from tqdm.auto import tqdm
 from learnlaw.distributed import Comm
 from learnlaw.errors import UserError
 from learnlaw.limits import check_memory
-from learnlaw.policy.config import PolicyConfig
+from learnlaw.policy.config import PolicyConfig, load_config
 from learnlaw.policy.engine import (
     DivergenceError,
     Policy,
@@ -76,7 +76,7 @@ def resolve_task(
 
 def optimize(
     task: Task | None = None,
-    config: PolicyConfig | None = None,
+    config: PolicyConfig | str | Path | None = None,
     out: str | Path | None = None,
     *,
     resume: bool = False,
@@ -86,7 +86,8 @@ def optimize(
     command: str = "",
     process_group: Any = None,
 ) -> PolicyResult:
-    """Learn a data policy for ``task`` (default: the task ``config`` names).
+    """Learn a data policy for ``task`` (default: the task ``config`` names). ``config``: a
+    ``PolicyConfig``, or a built-in config's name or a TOML file (``load_config``).
 
     Returns the run in memory. With ``out`` the run is also written into that folder (new,
     empty, or this run's own with ``resume=True``; ``overwrite=True`` replaces a previous
@@ -100,12 +101,19 @@ def optimize(
     """
     if resume and out is None:
         raise UserError("resume needs the run folder (out=...)")
-    if config is None and resume and task is None:
+    if isinstance(config, (str, Path)):
+        config = load_config(config)
+    elif config is not None and not isinstance(config, PolicyConfig):
+        raise UserError(
+            f"config: expected a PolicyConfig, a built-in config's name or a TOML file, got "
+            f"{type(config).__name__} (a table of keys: load_config(None, overrides=...))"
+        )
+    if config is None and resume:
         config = saved_config(Path(out))  # resume the run as it was configured
     config = config or PolicyConfig()
     config.validate()
     if max_seconds is not None and not max_seconds > 0:
-        raise UserError(f"--max-minutes: must be positive, got {max_seconds / 60:g}")
+        raise UserError(f"max_seconds (--max-minutes x 60): must be positive, got {max_seconds:g}")
     comm = Comm.of(process_group)
     with comm.failures():
         task, config = resolve_task(task, config, comm.run_device(config.train.device))

