@@ -326,3 +326,22 @@ def test_missing_inputs_are_refused_before_the_folder_is_claimed(corpus, tmp_pat
         with pytest.raises(UserError, match=fragment + ".*no such file or folder"):
             select(config, tmp_path / "o", quiet=True)
         assert not (tmp_path / "o").exists()  # so the corrected config can start there
+
+
+def test_the_data_scorer_refuses_what_it_cannot_fit_or_score():
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(40, 3))
+    y = x[:, 0]
+    # a column of scores would broadcast: the held-out rank correlation fell from 0.95 to 0.08
+    with pytest.raises(UserError, match=r"got shapes \(40, 3\) and \(40, 1\)"):
+        DataScorer(epochs=5).fit(x, y[:, None])
+    with pytest.raises(UserError, match="must be finite"):
+        DataScorer(epochs=5).fit(np.where(x > 2, np.nan, x), y)
+    with pytest.raises(UserError, match=r"scorer\.hidden and scorer\.epochs must be positive"):
+        DataScorer(hidden=0).fit(x, y)
+    with pytest.raises(UserError, match="not fitted"):
+        DataScorer().predict(x)
+    fitted = DataScorer(epochs=5).fit(x, y)
+    with pytest.raises(UserError, match=r"with 3 columns, got shape \(40, 2\)"):
+        fitted.predict(x[:, :2])
+    assert fitted.predict(x).shape == (40,)

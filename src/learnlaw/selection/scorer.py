@@ -20,6 +20,7 @@ import torch.nn.functional as F
 
 from learnlaw.errors import UserError
 from learnlaw.files import load_state, save_state
+from learnlaw.selection.config import ScorerConfig
 from learnlaw.selection.proxy import ProxyModel
 from learnlaw.tasks.transformer import hidden_states
 
@@ -75,10 +76,16 @@ class DataScorer:
     def fit(self, features: np.ndarray, scores: np.ndarray) -> DataScorer:
         """Fit on all rows; first, the same recipe on a random ``1 - holdout`` of them gives
         ``heldout_spearman_`` on the rest."""
+        ScorerConfig(self.hidden, self.epochs, self.lr, self.weight_decay, self.holdout).validate()
         x = np.asarray(features, dtype=np.float64)
         y = np.asarray(scores, dtype=np.float64)
-        if x.ndim != 2 or len(x) != len(y) or len(y) < 4:
-            raise UserError("data scorer: needs a features matrix and one score per row (>= 4)")
+        if x.ndim != 2 or y.ndim != 1 or len(x) != len(y) or len(y) < 4:
+            raise UserError(
+                "data scorer: needs a features matrix and a 1-D array of one score per row "
+                f"(>= 4 rows), got shapes {x.shape} and {y.shape}"
+            )
+        if not (np.all(np.isfinite(x)) and np.all(np.isfinite(y))):
+            raise UserError("data scorer: the features and scores must be finite numbers")
         self.heldout_spearman_ = None
         if self.holdout > 0:
             order = np.random.default_rng(self.seed).permutation(len(y))
@@ -91,7 +98,15 @@ class DataScorer:
         return self
 
     def predict(self, features: np.ndarray) -> np.ndarray:
-        return _predict(self.state_, np.asarray(features, dtype=np.float64))
+        if not hasattr(self, "state_"):
+            raise UserError("data scorer: not fitted; call fit(features, scores) first")
+        x = np.asarray(features, dtype=np.float64)
+        width = self.state_["w1"].shape[0] if "w1" in self.state_ else None
+        if x.ndim != 2 or (width is not None and x.shape[1] != width):
+            raise UserError(
+                f"data scorer: expected a features matrix with {width} columns, got shape {x.shape}"
+            )
+        return _predict(self.state_, x)
 
     # ---- a plain state file (no pickles) --------------------------------------------------
     def save(self, path: str | Path, **meta: Any) -> Path:
