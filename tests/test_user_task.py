@@ -202,3 +202,35 @@ def test_a_task_that_breaks_the_contract_gets_one_line():
 
     with pytest.raises(UserError, match="the test loss is NaN or infinite at step 0"):
         optimize(NanOnTest(), quiet=True)
+
+
+class NumpySized(GenericPerceptron):
+    """Numpy sizes, and a set the run never reads."""
+
+    def __init__(self, *args):
+        super().__init__(*args)
+        self.sizes = {k: np.int64(v) for k, v in self.sizes.items()} | {"extra": 3}
+
+
+class NanOnSelect(GenericPerceptron):
+    def losses(self, theta, split, start=0, stop=None):
+        out = super().losses(theta, split, start, stop)
+        return out * float("nan") if split == "select" else out
+
+
+def test_a_folder_stays_usable_whatever_the_task_did(tmp_path):
+    config = load_config(None, "perceptron", SMALL)
+    data = PerceptronTask(config.task_options, config.seed)
+
+    task = NumpySized(data.x, data.y, data.theta0)
+    run = optimize(task, config, out=tmp_path / "run", quiet=True)
+    from learnlaw.policy import evaluate
+
+    again = evaluate(tmp_path / "run", task=task)  # the same task: not refused
+    assert again["acceleration_ratio"] == pytest.approx(run.acceleration_ratio, rel=1e-6)
+
+    # refused before its first save: the corrected run starts in the same folder
+    with pytest.raises(UserError, match="the select loss is NaN"):
+        optimize(NanOnSelect(data.x, data.y, data.theta0), config, out=tmp_path / "f", quiet=True)
+    optimize(GenericPerceptron(data.x, data.y, data.theta0), config, out=tmp_path / "f", quiet=True)
+    assert (tmp_path / "f" / "metrics.json").exists()

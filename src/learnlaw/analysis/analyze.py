@@ -8,6 +8,7 @@ along the way, and fits the step scaling law to both test curves. The result is 
 from __future__ import annotations
 
 import math
+import numbers
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -147,11 +148,13 @@ def _analyze(task, config, learned: LearnedPolicy, epochs, label, stride, thresh
     th = thresholds or Thresholds()
     th.validate()
     steps, eta = config.train.steps, config.train.lr
-    if not isinstance(stride, int) or isinstance(stride, bool) or not 1 <= stride <= steps:
+    whole = isinstance(stride, numbers.Integral) and not isinstance(stride, bool)
+    if not whole or not 1 <= stride <= steps:
         raise UserError(
             f"--stride {stride!r}: expected a whole number between 1 and the run's {steps} steps"
         )
-    if not all(isinstance(f, (int, float)) and 0 <= f <= 1 for f in fractions):
+    stride = int(stride)
+    if not all(isinstance(f, numbers.Real) and 0 <= f <= 1 for f in fractions):
         raise UserError(
             f"snapshot_fractions {fractions!r}: expected fractions of the run in [0, 1]"
         )

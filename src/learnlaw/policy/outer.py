@@ -35,6 +35,7 @@ step the single process would take, to rounding.
 from __future__ import annotations
 
 import math
+import numbers
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, NamedTuple
@@ -68,7 +69,9 @@ class OuterConfig:
             raise UserError(f"outer.epochs = {self.epochs}: must be >= 0")
         if self.method not in METHODS:
             raise UserError(f"outer.method = {self.method!r}: expected one of {', '.join(METHODS)}")
-        numeric = isinstance(self.lr, (int, float)) and not isinstance(self.lr, bool)
+        numeric = isinstance(self.lr, numbers.Real) and not isinstance(self.lr, bool)
+        if numeric:
+            self.lr = float(self.lr)
         if self.lr != "auto" and not (numeric and self.lr > 0):
             raise UserError(f'outer.lr = {self.lr!r}: expected a positive number or "auto"')
         if not self.max_change > 0:

@@ -28,6 +28,7 @@ import torch
 from learnlaw.errors import UserError
 from learnlaw.files import (
     atomic_write,
+    json_line,
     load_state,
     remove_partial_writes,
     save_state,
@@ -241,6 +242,7 @@ def read_checkpoint(
             f"{file}: no checkpoint to resume from; start the run again in a new folder, "
             "without resuming (--resume, resume=True)"
         )
+    _check_same_task(path, saved, task)  # every rank reads this: each refuses another task
     diffs = _differences(_with_defaults(saved["config"], config), config.to_json())
     if diffs:
         hint = (
@@ -267,7 +269,7 @@ def _check_same_task(path: Path, saved: dict[str, Any], task: Task) -> None:
     recorded = saved.get("task")
     if not isinstance(recorded, dict):
         return  # a folder that records no facts
-    current = json.loads(json.dumps(task.describe(), default=str))
+    current = json.loads(json_line(task.describe()))  # as config.json holds it
     for key in TASK_FACTS:
         if key in recorded and recorded[key] != current.get(key):
             raise UserError(
@@ -281,6 +283,8 @@ def _check_can_start(path: Path, overwrite: bool) -> None:
     entries = [p for p in path.iterdir() if p.name != LOCK]
     if not entries:
         return
+    if {p.name for p in entries} == {"config.json"} and is_run_folder(path):
+        overwrite = True  # a run refused before its first save: nothing to keep or resume
     if is_run_folder(path):
         if not overwrite:
             raise UserError(

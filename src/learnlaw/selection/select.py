@@ -127,7 +127,6 @@ def select(
     config.seed, ...)``), to save building it again; anything else is built from the config.
     """
     config.validate()
-    _check_inputs(config)
     out = Path(out)
     if corpus is not None and not _same_mixture(corpus, config):
         raise UserError("select: the corpus given is not the mixture this config describes")
@@ -143,6 +142,7 @@ def select(
     timings: dict[str, float] = {}
     if rank == 0:
         try:
+            _check_inputs(config)  # before the folder is claimed; rank 0 alone reads them
             fd = _start(out, config, resume, command)
             timings = _read_timings(out)
             corpus = _prepare(config, out, say, quiet, timings, corpus)

@@ -108,15 +108,17 @@ class Task:
             raise UserError(
                 f"{label}: theta0 must be a floating-point tensor, not {self.theta0.dtype}"
             )
-        for split in ("train", "objective", "test"):
+        splits = ("train", "objective", "select", "test")  # the sets a run reads
+        for split in splits:
             n = self.sizes.get(split, 0)
-            if not isinstance(n, (int, np.integer)) or isinstance(n, bool) or n <= 0:
+            whole = isinstance(n, (int, np.integer)) and not isinstance(n, bool)
+            if not whole or n < 0 or (n == 0 and split != "select"):
                 raise UserError(
                     f"{label}: sizes[{split!r}] must be a positive whole number of examples"
                 )
-        for split, n in self.sizes.items():
+        for split in splits:
             # one small call: a loss of the wrong shape would broadcast into wrong numbers
-            k = min(int(n), 2)
+            k = min(int(self.sizes.get(split, 0)), 2)
             if k > 0:
                 out = self.losses(self.theta0, split, 0, k)
                 if not (isinstance(out, torch.Tensor) and tuple(out.shape) == (k,)):
