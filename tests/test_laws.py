@@ -234,6 +234,10 @@ def test_predict_takes_specs_and_single_steps_and_says_nan_inside_the_warmup():
     assert momentum.predict(spec, 12000.0) == whole[-1]
     multipower = MultiPowerLaw().fit(curves)
     assert np.isnan(multipower.predict(spec, [1, 499])).all()  # the same rule for every law
+    banded = MomentumLaw(lam=0.999, bootstrap=3).fit(curves)
+    low, high = banded.predict_bands(spec, 12000)  # one step: two floats, as predict gives one
+    lows, highs = banded.predict_bands(spec, [12000])
+    assert (low, high) == (lows[0], highs[0]) and isinstance(low, float)
     bad_steps = (([12000.5], "whole step"), ([np.inf], "whole step"), ([-1, 600], "is negative"))
     for steps_, fragment in bad_steps:
         with pytest.raises(UserError, match=fragment):

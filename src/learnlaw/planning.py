@@ -357,7 +357,7 @@ def optimize_schedule(
     if iterations < 1:
         raise UserError(f"--iterations {iterations}: must be >= 1")
     if not 0 <= min_lr < peak:
-        raise UserError(f"--min-lr {min_lr:g}: must be in [0, peak={peak:g})")
+        raise UserError(f"--min-lr (min_lr) {min_lr:g}: must be in [0, peak={peak:g})")
     if total - warmup < 2:
         raise UserError(f"--total {total} leaves no steps after a warmup of {warmup}")
     # Adam over one decrement per step, through the law's differentiable double sum: about

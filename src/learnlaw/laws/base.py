@@ -299,7 +299,8 @@ class Law:
             target, steps, warmup_steps=warmup_steps, model_size=model_size
         )
         tail = 100 * (1 - level) / 2
-        return np.percentile(preds, tail, axis=0), np.percentile(preds, 100 - tail, axis=0)
+        low, high = np.percentile(preds, tail, axis=0), np.percentile(preds, 100 - tail, axis=0)
+        return (float(low), float(high)) if preds.ndim == 1 else (low, high)
 
     def predict_replicas(
         self,
@@ -309,19 +310,21 @@ class Law:
         warmup_steps: int | None = None,
         model_size: float | None = None,
     ) -> np.ndarray:
-        """Every bootstrap refit's prediction (replicas x steps; fit with ``bootstrap=N``)."""
+        """Every bootstrap refit's prediction (replicas x steps, or one per replica for a single
+        step; fit with ``bootstrap=N``)."""
         self.params_fitted()
         if not getattr(self, "bootstrap_params_", None):
             raise UserError(
                 "this fit has no bootstrap replicas; fit with bootstrap=N "
                 "('learnlaw law fit --bootstrap N')"
             )
-        return np.array(
+        out = np.array(
             [
                 self._predict_checked(p, target, steps, warmup_steps, model_size)
                 for p in self.bootstrap_params_
             ]
         )
+        return out[:, 0] if steps is not None and np.ndim(steps) == 0 else out
 
     def _predict_checked(self, params, target, steps, warmup_steps, model_size) -> np.ndarray:
         inp, steps = law_input(target, steps, warmup_steps=warmup_steps, model_size=model_size)
